@@ -1,0 +1,9 @@
+"""The research-field partitions, defined once and imported by every partitioned asset."""
+
+import dagster as dg
+
+from research_tuner.lib.taxonomy import field_keys
+
+FIELDS: list[str] = field_keys()
+
+field_partitions = dg.StaticPartitionsDefinition(FIELDS)

