@@ -59,6 +59,9 @@ class TeacherSettings(_Strict):
     max_tokens_question: int = Field(default=64, ge=8)
     max_tokens_approach: int = Field(default=1200, ge=32, description="Per approach ('whole') or per section.")
     max_concurrency: int = Field(default=8, ge=1, description="Requests in flight (openai) or batch size (local).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="Local backend only: the dtype the teacher model runs in."
+    )
     max_retries: int = Field(default=4, ge=0)
     request_timeout_s: float = Field(default=120.0, gt=0)
     generation_round: int = Field(
@@ -100,6 +103,14 @@ class TrainingSettings(_Strict):
     )
     save_steps: int = Field(default=200, ge=1)
     logging_steps: int = Field(default=5, ge=1)
+    evals_per_epoch: int = Field(
+        default=2, ge=1, description="Validation-loss evaluations per epoch, besides one before training starts."
+    )
+    load_in_4bit: bool = Field(
+        default=False,
+        description="QLoRA: load the base model in 4-bit NF4; needs CUDA and bitsandbytes (ignored with a warning "
+        "otherwise).",
+    )
     hf_token_env: str = Field(default="HF_TOKEN", description="Variable holding a Hub token for gated models.")
 
     @property
