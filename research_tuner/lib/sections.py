@@ -15,9 +15,11 @@ SECTIONS: tuple[str, ...] = (
     "Ethical Considerations",
 )
 
-# A heading line: Markdown '#'s or bold, optional numbering, the name, an optional colon.
+# A heading: Markdown '#'s or bold, optional numbering, the name, an optional colon; the body may
+# start on the same line only after a colon ("**Hypothesis:** text"), so prose is never a heading.
 _HEADING = re.compile(
-    r"^\s{0,3}(?:#{1,6}\s*|\*\*\s*)?(?:\d+[.)]\s*)?(?P<name>[A-Za-z][A-Za-z &/-]*?)\s*(?:\*\*)?\s*:?\s*(?:\*\*)?\s*$",
+    r"^[ \t]{0,3}(?:#{1,6}[ \t]*)?(?P<bold>\*\*)?[ \t]*(?:\d+[.)][ \t]*)?"
+    r"(?P<name>[A-Za-z][A-Za-z &/-]*)[ \t]*(?:\*\*)?[ \t]*(?P<colon>:)?[ \t]*(?:\*\*)?[ \t]*(?P<rest>.*)$",
     re.MULTILINE,
 )
 
@@ -47,16 +49,18 @@ def _canonical(name: str) -> str | None:
 
 
 def split_sections(text: str) -> dict[str, str]:
-    """Section name -> body for each recognised heading line (first occurrence wins)."""
-    found: list[tuple[str, int, int]] = []
+    """Section name -> body for each recognised heading (first occurrence wins)."""
+    found: list[tuple[str, int, int]] = []  # (name, heading start, body start)
     for match in _HEADING.finditer(text or ""):
+        if match.group("rest") and not match.group("colon"):
+            continue
         name = _canonical(match.group("name"))
         if name and name not in {n for n, _, _ in found}:
-            found.append((name, match.start(), match.end()))
+            found.append((name, match.start(), match.start("rest")))
     bodies = {}
-    for i, (name, _, end) in enumerate(found):
+    for i, (name, _, body_start) in enumerate(found):
         stop = found[i + 1][1] if i + 1 < len(found) else len(text)
-        bodies[name] = text[end:stop].strip()
+        bodies[name] = text[body_start:stop].strip()
     return bodies
 
 

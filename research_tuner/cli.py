@@ -1,0 +1,163 @@
+"""`research-tuner`: run the whole graph headless, check settings before spending, print the results.
+
+    research-tuner run                                  # demo profile, all 8 fields
+    research-tuner run --profile paper --set teacher.max_concurrency=32
+    research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
+    research-tuner check --profile paper                # preflight only: settings and credentials
+    research-tuner table                                # print the last evaluation table
+
+Runs go through the Dagster instance in $DAGSTER_HOME (when set), so they show in `dagster dev` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+import pandas as pd
+
+from research_tuner.lake import lake_path, read_parquet
+from research_tuner.lib.taxonomy import field_keys
+from research_tuner.settings import Profile, SettingsError, load_profile, parse_assignments
+
+
+def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
+    """Problems to fix before any money or hours are spent (empty when all is well)."""
+    from research_tuner.lib.teacher import api_key_for
+
+    problems = []
+    if profile.teacher.backend == "openai":
+        try:
+            api_key_for(profile.teacher)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if will_train:
+        base = profile.training.base_model
+        if base.startswith("meta-llama/") and not os.environ.get(profile.training.hf_token_env):
+            problems.append(
+                f"training.base_model {base!r} is gated on the Hugging Face Hub: accept its licence and export "
+                f"a token in {profile.training.hf_token_env}, or set training.base_model to a local folder."
+            )
+        try:
+            import torch
+
+            if "Llama-3.2-3B" in base and not torch.cuda.is_available():
+                problems.append(
+                    f"training.base_model {base!r} needs a CUDA GPU and none is visible; run on a GPU machine or "
+                    "choose a smaller model (e.g. --set training.base_model=embedded:SmolLM2-135M-Instruct)."
+                )
+        except ImportError:
+            problems.append("PyTorch is not installed: run scripts/setup.sh")
+    return problems
+
+
+def _run_config(args, lake: str) -> dict[str, Any]:
+    overrides = parse_assignments(args.set or [])
+    return {
+        "resources": {
+            "settings": {"config": {"profile": args.profile, "config_file": args.config or "", "overrides": overrides}},
+            "io_manager": {"config": {"root": lake}},
+        }
+    }
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def run_pipeline(args) -> int:
+    from research_tuner.definitions import defs
+
+    profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
+    problems = preflight(profile)
+    if problems:
+        print("Cannot start:\n- " + "\n- ".join(problems), file=sys.stderr)
+        return 2
+    fields = args.fields.split(",") if args.fields else field_keys()
+    unknown = sorted(set(fields) - set(field_keys()))
+    if unknown:
+        print(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(field_keys())}", file=sys.stderr)
+        return 2
+    lake = args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")
+    run_config = _run_config(args, lake)
+    instance = _instance()
+    started = time.monotonic()
+
+    def launch(job_name: str, partition: str | None = None) -> None:
+        label = f"{job_name}" + (f" [{partition}]" if partition else "")
+        t0 = time.monotonic()
+        print(f"-> {label}", flush=True)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
+        )
+        if not result.success:
+            raise SystemExit(f"{label} failed (run {result.run_id}); see the log above or the Dagster UI")
+        print(f"   {label} done in {time.monotonic() - t0:.0f} s", flush=True)
+
+    print(f"profile {profile.name}, {len(fields)} field(s), data lake {lake}")
+    for field in fields:
+        launch("data_job", field)
+    launch("training_job")
+    for field in fields:
+        launch("evaluation_job", field)
+    launch("report_job")
+    print(f"\nwhole graph done in {time.monotonic() - started:.0f} s\n")
+    print_table(lake)
+    return 0
+
+
+def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    folder = lake_path(lake, "eval_report")
+    return read_parquet(folder / "scores_by_field.parquet"), read_parquet(folder / "comparison.parquet")
+
+
+def print_table(lake: str) -> None:
+    scores, comparison = evaluation_table(lake)
+    shown = scores[["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]]
+    print("Evaluation per field (mean scores against the teacher's approach):")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    overall = comparison[comparison["field"] == "all"]
+    print("\nOver all fields: fine_tuned vs base (paired delta, 95% bootstrap CI, relative change):")
+    for row in overall.itertuples():
+        print(f"  {row.metric:<17} base {row.base:.4f}  fine_tuned {row.fine_tuned:.4f}  "
+              f"delta {row.delta:+.4f} [{row.delta_ci_low:+.4f}, {row.delta_ci_high:+.4f}]  "
+              f"{row.improvement_pct:+.1f}%")
+    print(f"\nData lake: {lake_path(lake)}  (figures in {lake_path(lake, 'eval_report')})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="research-tuner", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "check"):
+        p = sub.add_parser(name)
+        p.add_argument("--profile", default=os.environ.get("RESEARCH_TUNER_PROFILE", "demo"))
+        p.add_argument("--config", default=os.environ.get("RESEARCH_TUNER_CONFIG") or None,
+                       help="YAML file merged over the profile")
+        p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting")
+        p.add_argument("--fields", help="comma-separated field keys (default: all 8)")
+        p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
+    table = sub.add_parser("table")
+    table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return run_pipeline(args)
+        if args.command == "check":
+            profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
+            problems = preflight(profile)
+            print("\n".join(f"- {p}" for p in problems) if problems else f"profile {profile.name}: ready")
+            return 2 if problems else 0
+        print_table(args.lake)
+        return 0
+    except SettingsError as exc:
+        print(f"settings error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Generation stage: the taxonomy's subdomains, the teacher's questions and its research approaches."""

@@ -1,0 +1,26 @@
+"""Asset jobs: one per stage of the graph, so each can be launched (and rerun) on its own."""
+
+import dagster as dg
+
+from research_tuner.partitions import field_partitions
+
+data_job = dg.define_asset_job(
+    "data_job",
+    selection=dg.AssetSelection.groups("generation", "curation"),
+    partitions_def=field_partitions,
+    description="Subdomains through the train/validation split, for one field.",
+)
+training_job = dg.define_asset_job(
+    "training_job", selection=dg.AssetSelection.assets("lora_adapter"), description="Train the LoRA adapter."
+)
+evaluation_job = dg.define_asset_job(
+    "evaluation_job",
+    selection=dg.AssetSelection.assets("eval_generations", "eval_scores"),
+    partitions_def=field_partitions,
+    description="Base vs fine-tuned answers and their scores, for one field.",
+)
+report_job = dg.define_asset_job(
+    "report_job", selection=dg.AssetSelection.assets("eval_report"), description="Tables and figures over all fields."
+)
+
+ALL_JOBS = [data_job, training_job, evaluation_job, report_job]

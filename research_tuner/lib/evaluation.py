@@ -1,0 +1,60 @@
+"""Evaluation: the base model and the fine-tuned model answer the same validation questions, scored
+against the teacher's approach with ROUGE-L, METEOR and section coverage."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from research_tuner.lib.generation import ChatPrompt, generate_batched
+from research_tuner.lib.metrics import score_pairs
+from research_tuner.lib.prompts import student_messages
+from research_tuner.lib.sections import section_coverage
+
+MODELS = ("base", "fine_tuned")
+GENERATION_COLUMNS = [
+    "question_id", "field", "subdomain", "question", "reference", "model", "response",
+    "finish_reason", "completion_tokens", "rouge_l", "meteor", "section_coverage",
+]
+
+
+def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: int, batch_size: int,
+                progress=None) -> pd.DataFrame:
+    """Greedy answers from the base model (adapter disabled) and the fine-tuned model, same token limit.
+
+    One base model is loaded; the adapter is switched off for the base answers instead of loading a
+    second copy.
+    """
+    prompts = [ChatPrompt(tuple(student_messages(q))) for q in sample["question"]]
+    rows = []
+    for name in MODELS:
+        kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+        if name == "base":
+            with peft_model.disable_adapter():
+                outputs = generate_batched(peft_model, tokenizer, prompts, **kwargs)
+        else:
+            outputs = generate_batched(peft_model, tokenizer, prompts, **kwargs)
+        for record, out in zip(sample.to_dict("records"), outputs, strict=True):
+            rows.append({
+                "question_id": record["question_id"], "field": record["field"], "subdomain": record["subdomain"],
+                "question": record["question"], "reference": record["approach"], "model": name,
+                "response": out.text, "finish_reason": out.finish_reason, "completion_tokens": out.completion_tokens,
+            })
+    frame = pd.DataFrame(rows)
+    scores = score_pairs(frame["response"].tolist(), frame["reference"].tolist())
+    frame["rouge_l"] = scores["rouge_l"].to_numpy()
+    frame["meteor"] = scores["meteor"].to_numpy()
+    frame["section_coverage"] = [section_coverage(t) for t in frame["response"]]
+    return frame[GENERATION_COLUMNS]
+
+
+def summarise(generations: pd.DataFrame) -> pd.DataFrame:
+    """One row per (field, model): n, mean ROUGE-L, METEOR, section coverage, share stopped at the limit."""
+    grouped = generations.groupby(["field", "model"], sort=True)
+    table = grouped.agg(
+        n=("question_id", "size"),
+        rouge_l=("rouge_l", "mean"),
+        meteor=("meteor", "mean"),
+        section_coverage=("section_coverage", "mean"),
+        hit_token_limit=("finish_reason", lambda s: float((s == "length").mean())),
+    ).reset_index()
+    return table

@@ -1,0 +1,104 @@
+"""A content-addressed cache of teacher responses in SQLite: a rerun never pays twice.
+
+Each response is stored the moment it arrives, keyed by endpoint, model, messages and parameters (the
+seed included, and with it the generation round), so a run killed halfway resends only what is missing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from research_tuner.lib.teacher.base import Progress, Teacher, TeacherFailure, TeacherRequest, TeacherResponse, Usage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (datetime('now'))
+)
+"""
+
+
+class ResponseCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, TeacherResponse]:
+        found: dict[str, TeacherResponse] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key, text, finish_reason, prompt_tokens, completion_tokens FROM responses "
+                    f"WHERE key IN ({marks})",
+                    chunk,
+                )
+                for key, text, finish, p_tok, c_tok in rows:
+                    found[key] = TeacherResponse(text, finish, p_tok, c_tok, cached=True)
+        return found
+
+    def put(self, key: str, response: TeacherResponse) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, text, finish_reason, prompt_tokens, completion_tokens) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key, response.text, response.finish_reason, response.prompt_tokens, response.completion_tokens),
+            )
+            self._db.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedTeacher:
+    """Any teacher behind the cache: hits are answered locally, misses are sent and stored on arrival."""
+
+    def __init__(self, inner: Teacher, cache: ResponseCache):
+        self.inner = inner
+        self.cache = cache
+        self.endpoint = inner.endpoint
+        self.model = inner.model
+
+    def complete(
+        self, requests: Sequence[TeacherRequest], usage: Usage, progress: Progress | None = None
+    ) -> list[TeacherResponse | TeacherFailure]:
+        keys = [r.cache_key(self.endpoint, self.model) for r in requests]
+        hits = self.cache.get_many(keys)
+        results: list[TeacherResponse | TeacherFailure | None] = [hits.get(k) for k in keys]
+        for hit in hits.values():
+            usage.record(hit)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+
+            def store(j: int, response: TeacherResponse) -> None:
+                self.cache.put(keys[missing[j]], response)
+
+            def report(done: int, _total: int) -> None:
+                if progress:
+                    progress(len(requests) - len(missing) + done, len(requests))
+
+            fresh = self.inner.complete([requests[i] for i in missing], usage, report, on_response=store)
+            for i, response in zip(missing, fresh, strict=True):
+                results[i] = response
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.inner.close()
+        self.cache.close()

@@ -1,0 +1,64 @@
+"""The in-process teacher: a Hugging Face model on this machine, answering in batches."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from research_tuner.lib.generation import ChatPrompt, generate_batched
+from research_tuner.lib.models import load_causal_lm, load_tokenizer
+from research_tuner.lib.teacher.base import OnResponse, Progress, TeacherFailure, TeacherRequest, TeacherResponse, Usage
+
+
+class LocalTeacher:
+    """Batches prompts that share sampling parameters; one model load per instance."""
+
+    def __init__(self, model: str, *, batch_size: int = 32, precision: str = "auto"):
+        self.endpoint = "local"
+        self.model = model
+        self.batch_size = batch_size
+        self._tokenizer = load_tokenizer(model)
+        self._lm = load_causal_lm(model, precision=precision, tokenizer=self._tokenizer)
+
+    def complete(
+        self,
+        requests: Sequence[TeacherRequest],
+        usage: Usage,
+        progress: Progress | None = None,
+        on_response: OnResponse | None = None,
+    ) -> list[TeacherResponse | TeacherFailure]:
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            groups[(req.max_tokens, req.temperature, req.top_p)].append(i)
+        results: list[TeacherResponse | TeacherFailure | None] = [None] * len(requests)
+        done_before = 0
+        for (max_tokens, temperature, top_p), idx in groups.items():
+            prompts = [ChatPrompt(requests[i].messages, requests[i].assistant_prefix) for i in idx]
+
+            def report(done: int, _total: int, offset: int = done_before) -> None:
+                if progress:
+                    progress(offset + done, len(requests))
+
+            outputs = generate_batched(
+                self._lm,
+                self._tokenizer,
+                prompts,
+                max_new_tokens=max_tokens,
+                batch_size=self.batch_size,
+                do_sample=temperature > 0,
+                temperature=temperature,
+                top_p=top_p,
+                seed=requests[idx[0]].seed,
+                progress=report,
+            )
+            for i, out in zip(idx, outputs, strict=True):
+                response = TeacherResponse(out.text, out.finish_reason, out.prompt_tokens, out.completion_tokens)
+                usage.record(response)
+                results[i] = response
+                if on_response:
+                    on_response(i, response)
+            done_before += len(idx)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._lm = None

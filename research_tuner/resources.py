@@ -1,0 +1,67 @@
+"""Dagster resources: the pipeline settings (profile + overrides) and the teacher built from them.
+
+Secrets never pass through here: the teacher reads its API key from the environment variable that the
+settings name, at the moment it connects, so keys stay out of run config, metadata and logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from research_tuner.lib.models import cache_dir
+from research_tuner.lib.teacher import CachedTeacher, build_teacher
+from research_tuner.settings import Profile, load_profile
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Which profile runs, and what is overridden: the one place a run's knobs are chosen."""
+
+    profile: str = Field(default="demo", description="'demo' (offline, embedded model) or 'paper'.")
+    config_file: str = Field(default="", description="Optional YAML file deep-merged over the profile.")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Nested overrides, e.g. {training: {epochs: 1}}; applied last."
+    )
+    work_dir: str = Field(
+        default="", description="Local scratch (teacher cache, training checkpoints). Default: the model cache."
+    )
+
+    def resolve(self) -> Profile:
+        return load_profile(self.profile, self.config_file or None, self.overrides)
+
+    def work_path(self, *parts: str) -> Path:
+        root = Path(self.work_dir) if self.work_dir else cache_dir() / "work"
+        path = root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class TeacherResource(dg.ConfigurableResource):
+    """Builds the teacher the profile asks for, behind the SQLite response cache."""
+
+    cache_path: str = Field(default="", description="SQLite response cache. Default: <work_dir>/teacher_cache.sqlite")
+    _teacher: CachedTeacher | None = PrivateAttr(default=None)
+
+    def get(self, settings: PipelineSettings) -> CachedTeacher:
+        """The teacher for these settings; built once per run (a local model loads once)."""
+        if self._teacher is None:
+            path = self.cache_path or str(settings.work_path() / "teacher_cache.sqlite")
+            self._teacher = build_teacher(settings.resolve().teacher, path)
+        return self._teacher
+
+    def teardown_after_execution(self, context) -> None:
+        if self._teacher is not None:
+            self._teacher.close()
+            self._teacher = None
+
+
+def default_settings() -> PipelineSettings:
+    """Settings from the environment, so `dagster dev` and the CLI pick the same profile by default."""
+    return PipelineSettings(
+        profile=os.environ.get("RESEARCH_TUNER_PROFILE", "demo"),
+        config_file=os.environ.get("RESEARCH_TUNER_CONFIG", ""),
+    )

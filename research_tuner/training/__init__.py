@@ -1,0 +1,1 @@
+"""Training stage: the LoRA adapter trained on every field's train split."""

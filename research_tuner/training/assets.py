@@ -1,0 +1,77 @@
+"""The `lora_adapter` asset: TRL + PEFT training on all fields' train rows, resumable from checkpoints."""
+
+
+import hashlib
+import json
+import shutil
+
+import dagster as dg
+import pandas as pd
+
+from research_tuner.metadata import image, preview
+from research_tuner.resources import PipelineSettings
+
+GROUP = "training"
+
+
+def _run_fingerprint(rows: pd.DataFrame, training_json: str) -> str:
+    """Same data and same knobs -> same work folder, so a rerun resumes its own checkpoints only."""
+    ids = ",".join(sorted(rows["question_id"] + ":" + rows["split"]))
+    return hashlib.sha256((ids + training_json).encode()).hexdigest()[:16]
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pytorch", "huggingface"},
+    description="LoRA adapter (PEFT) trained with TRL's SFTTrainer on every field's train rows; "
+    "the folder holds adapter/, tokenizer/, training_log.parquet, loss_curve.png and manifest.json.",
+    ins={"dataset_split": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+)
+def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, dataset_split: pd.DataFrame):
+    from research_tuner.lib.training import train_lora  # torch-heavy: imported when training runs
+
+    cfg = settings.resolve().training
+    train = dataset_split[dataset_split["split"] == "train"].reset_index(drop=True)
+    validation = dataset_split[dataset_split["split"] == "validation"].reset_index(drop=True)
+    if train.empty or validation.empty:
+        raise ValueError(f"training needs train and validation rows; got {len(train)} and {len(validation)}")
+    work = settings.work_path("lora_adapter", _run_fingerprint(dataset_split, cfg.model_dump_json()))
+    context.log.info(f"training {cfg.base_model} on {len(train)} examples; checkpoints in {work}")
+
+    def progress(event: dict) -> None:
+        context.log.info("training: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                  for k, v in event.items()))
+
+    result = train_lora(train, validation, cfg, work, progress=progress)
+    export = work / "export"
+    if export.exists():
+        shutil.rmtree(export)
+    export.mkdir()
+    shutil.copytree(result.adapter_dir, export / "adapter")
+    shutil.copytree(result.tokenizer_dir, export / "tokenizer")
+    result.log.to_parquet(export / "training_log.parquet", index=False)
+    shutil.copy(result.loss_curve_png, export / "loss_curve.png")
+    manifest = {
+        "base_model": cfg.base_model,
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+        "fields": sorted(dataset_split["field"].unique().tolist()),
+        "training": cfg.model_dump(mode="json"),
+    }
+    (export / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    context.add_output_metadata({
+        "base_model": cfg.base_model,
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+        "trainable_params": result.trainable_params,
+        "total_params": result.total_params,
+        "tokens_seen": result.tokens_seen,
+        "wall_time_s": round(result.wall_time_s, 1),
+        "final_train_loss": result.final_train_loss,
+        "final_eval_loss": result.final_eval_loss,
+        "resumed_from_step": result.resumed_from_step if result.resumed_from_step is not None else -1,
+        "device": str(result.device),
+        "loss_curve": image(result.loss_curve_png),
+        "training_log": preview(result.log, rows=12),
+    })
+    return export
