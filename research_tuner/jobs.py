@@ -2,12 +2,10 @@
 
 import dagster as dg
 
-from research_tuner.partitions import field_partitions
 
 data_job = dg.define_asset_job(
     "data_job",
     selection=dg.AssetSelection.groups("generation", "curation"),
-    partitions_def=field_partitions,
     description="Subdomains through the train/validation split, for one field.",
 )
 training_job = dg.define_asset_job(
@@ -16,7 +14,6 @@ training_job = dg.define_asset_job(
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
     selection=dg.AssetSelection.assets("eval_generations", "eval_scores"),
-    partitions_def=field_partitions,
     description="Base vs fine-tuned answers and their scores, for one field.",
 )
 report_job = dg.define_asset_job(

@@ -47,15 +47,27 @@ def copy_folder_atomic(source: Path, target: UPath) -> None:
         dest.write_bytes(file.read_bytes())
     trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
     if target.exists():
-        target.rename(trash)
-    staging.rename(target)
+        _move_folder(target, trash)
+    _move_folder(staging, target)
     if trash.exists():
         trash.fs.rm(trash.path, recursive=True)
 
 
+def _move_folder(source: UPath, target: UPath) -> None:
+    """A rename on a local disk; a recursive move on object stores, which have no folders to rename."""
+    if _is_local(source):
+        source.rename(target)
+    else:
+        source.fs.mv(source.path, target.path, recursive=True)
+
+
+def _is_local(path: UPath) -> bool:
+    return not path.protocol or path.protocol == "file"
+
+
 def local_copy(folder: UPath) -> Path:
     """A local folder with the contents of `folder`: itself when local, else a downloaded copy."""
-    if not folder.protocol or folder.protocol == "file":
+    if _is_local(folder):
         return Path(folder.path)
     dest = Path(tempfile.mkdtemp(prefix="lake-"))
     folder.fs.get(folder.path.rstrip("/") + "/", str(dest), recursive=True)
@@ -92,15 +104,21 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext):
         upstream = context.upstream_output
         if context.has_asset_partitions:
-            frames = []
-            for key in context.asset_partition_keys:
-                path = self._file(upstream, key)
-                if not path.exists():
-                    raise FileNotFoundError(
-                        f"{path} is missing: materialize {context.asset_key.to_user_string()} for "
-                        f"partition {key!r} first"
-                    )
-                frames.append(read_parquet(path))
+            keys = list(context.asset_partition_keys)
+            paths = {key: self._file(upstream, key) for key in keys}
+            present = [key for key in keys if paths[key].exists()]
+            missing = [key for key in keys if key not in present]
+            if missing and (len(keys) == 1 or not present):
+                raise FileNotFoundError(
+                    f"{paths[missing[0]]} is missing: materialize {context.asset_key.to_user_string()} for "
+                    f"partition(s) {', '.join(missing)} first"
+                )
+            if missing:  # a fan-in over fields proceeds with the fields that exist, and says so
+                context.log.warning(
+                    f"{context.asset_key.to_user_string()}: using {len(present)} of {len(keys)} partitions; "
+                    f"not materialized: {', '.join(missing)}"
+                )
+            frames = [read_parquet(paths[key]) for key in present]
             return pd.concat(frames, ignore_index=True) if len(frames) != 1 else frames[0]
         file = self._file(upstream, None)
         if file.exists():

@@ -27,14 +27,16 @@ class PipelineSettings(dg.ConfigurableResource):
         default_factory=dict, description="Nested overrides, e.g. {training: {epochs: 1}}; applied last."
     )
     work_dir: str = Field(
-        default="", description="Local scratch (teacher cache, training checkpoints). Default: the model cache."
+        default="",
+        description="Local scratch (teacher cache, training checkpoints). Default: $RESEARCH_TUNER_WORK, "
+        "else <model cache>/work.",
     )
 
     def resolve(self) -> Profile:
         return load_profile(self.profile, self.config_file or None, self.overrides)
 
     def work_path(self, *parts: str) -> Path:
-        root = Path(self.work_dir) if self.work_dir else cache_dir() / "work"
+        root = Path(self.work_dir or os.environ.get("RESEARCH_TUNER_WORK") or cache_dir() / "work")
         path = root.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path

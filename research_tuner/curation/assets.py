@@ -32,7 +32,7 @@ def deduped_questions(context: dg.AssetExecutionContext, raw_questions: pd.DataF
     })
     yield dg.AssetCheckResult(
         check_name="unique_questions",
-        passed=bool(len(kept)) and kept["question_id"].is_unique,
+        passed=bool(len(kept) and kept["question_id"].is_unique),
         metadata={"rows": len(kept), "duplicate_ids": int(kept["question_id"].duplicated().sum())},
     )
 
@@ -70,6 +70,6 @@ def dataset_split(context: dg.AssetExecutionContext, settings: PipelineSettings,
     )
     yield dg.AssetCheckResult(
         check_name="schema_and_rows",
-        passed=len(frame) > 0 and frame[SPLIT_COLUMNS].notna().all().all(),
+        passed=bool(len(frame) > 0 and frame[SPLIT_COLUMNS].notna().all().all()),
         metadata={"rows": len(frame)},
     )

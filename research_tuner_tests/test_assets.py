@@ -1,0 +1,101 @@
+"""Assets against a temporary data lake: called directly, and the whole graph through the CLI with the
+paper profile's OpenAI code path pointed at a loopback server and a tiny random Llama as the student."""
+
+import contextlib
+import io
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from upath import UPath
+
+from research_tuner import cli
+from research_tuner.generation.assets import subdomains
+from research_tuner.lake import read_parquet
+from research_tuner.resources import PipelineSettings
+from research_tuner_tests.openai_server import FakeOpenAIServer
+
+SECRET = "sk-test-this-must-never-be-written-0123456789"
+
+REQUIRED_COLUMNS = {
+    "subdomains": {"field", "subdomain"},
+    "raw_questions": {"question_id", "field", "subdomain", "question", "teacher_model"},
+    "deduped_questions": {"question_id", "field", "subdomain", "question"},
+    "approaches": {"question_id", "field", "subdomain", "question", "approach", "teacher_model"},
+    "dataset_split": {"question_id", "field", "subdomain", "question", "approach", "split"},
+    "eval_generations": {"question_id", "field", "subdomain", "question", "reference", "model", "response",
+                         "rouge_l", "meteor"},
+    "eval_scores": {"field", "model", "n", "rouge_l", "meteor"},
+}
+
+
+def test_subdomains_called_directly():
+    context = dg.build_asset_context(partition_key="formal_sciences")
+    frame = subdomains(context, settings=PipelineSettings(profile="paper"))
+    assert frame["subdomain"].tolist()[:5] == ["mathematics", "statistics", "computer science", "logic",
+                                               "data science"]
+    limited = subdomains(dg.build_asset_context(partition_key="arts"),
+                         settings=PipelineSettings(profile="demo", overrides={"generation": {"subdomains_per_field": 1}}))
+    assert len(limited) == 1
+
+
+@pytest.fixture(scope="module")
+def loopback_run(tmp_path_factory, tiny_model_dir):
+    """One run of the whole graph, shared by the tests that read what it wrote."""
+    tmp_path = tmp_path_factory.mktemp("graph")
+    lake = tmp_path / "lake"
+    with FakeOpenAIServer() as server, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENAI_API_KEY", SECRET)
+        mp.setenv("RESEARCH_TUNER_WORK", str(tmp_path / "work"))
+        mp.delenv("DAGSTER_HOME", raising=False)
+        args = [
+            "run", "--profile", "paper", "--fields", "arts,humanities", "--lake", str(lake),
+            "--set", f"teacher.base_url={server.base_url}",
+            "--set", "teacher.questions_per_request=4",
+            "--set", "generation.subdomains_per_field=2",
+            "--set", "generation.questions_per_subdomain=8",
+            "--set", f"training.base_model={tiny_model_dir}",
+            "--set", "training.epochs=1",
+            "--set", "training.max_length=256",
+            "--set", "training.gradient_checkpointing=false",
+            "--set", "evaluation.max_new_tokens=12",
+        ]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli.main(args)
+        yield code, lake, server, tmp_path, out.getvalue()
+
+
+def test_whole_graph_writes_every_asset(loopback_run):
+    code, lake, server, _, out = loopback_run
+    assert code == 0
+    for asset, columns in REQUIRED_COLUMNS.items():
+        for field in ("arts", "humanities"):
+            frame = read_parquet(UPath(lake) / asset / f"{field}.parquet")
+            assert columns <= set(frame.columns), asset
+            assert len(frame) > 0 and (frame["field"] == field).all(), asset
+    split = pd.concat(read_parquet(UPath(lake) / "dataset_split" / f"{f}.parquet") for f in ("arts", "humanities"))
+    assert set(split["split"]) == {"train", "validation"}
+    assert (split["split"] == "validation").mean() == pytest.approx(0.25, abs=0.05)
+    generations = read_parquet(UPath(lake) / "eval_generations" / "arts.parquet")
+    assert set(generations["model"]) == {"base", "fine_tuned"}
+    assert set(generations["question_id"]) <= set(split.loc[split["split"] == "validation", "question_id"])
+    assert len(generations) == 2 * 2 * 2  # 2 subdomains x 2 questions x 2 models
+    adapter = Path(lake) / "lora_adapter"
+    assert (adapter / "adapter" / "adapter_config.json").is_file()
+    assert (adapter / "tokenizer").is_dir() and (adapter / "training_log.parquet").is_file()
+    report = Path(lake) / "eval_report"
+    scores = read_parquet(UPath(report) / "scores_by_field.parquet")
+    assert sorted(zip(scores["field"], scores["model"])) == [
+        ("arts", "base"), ("arts", "fine_tuned"), ("humanities", "base"), ("humanities", "fine_tuned")]
+    assert (report / "figure1_rouge_l.png").stat().st_size > 1000
+    assert (report / "figure2_meteor.png").stat().st_size > 1000
+    assert "Evaluation per field" in out and "fine_tuned" in out and str(lake) in out
+
+
+def test_the_api_key_is_written_nowhere(loopback_run):
+    code, _, server, tmp_path, _ = loopback_run
+    assert code == 0 and server.answered > 0
+    offenders = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
+    assert offenders == []

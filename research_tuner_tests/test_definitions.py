@@ -1,0 +1,49 @@
+"""The code location loads with the asset keys, field partitions, checks and jobs later tools rely on."""
+
+import dagster as dg
+
+from research_tuner.definitions import defs
+from research_tuner.partitions import FIELDS
+
+PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split",
+               "eval_generations", "eval_scores"]
+
+
+def test_assets_and_lineage():
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == set(PARTITIONED) | {"lora_adapter", "eval_report"}
+    parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
+    assert parents["raw_questions"] == {"subdomains"}
+    assert parents["deduped_questions"] == {"raw_questions"}
+    assert parents["approaches"] == {"deduped_questions"}
+    assert parents["dataset_split"] == {"approaches"}
+    assert parents["lora_adapter"] == {"dataset_split"}
+    assert parents["eval_generations"] == {"dataset_split", "lora_adapter"}
+    assert parents["eval_scores"] == {"eval_generations"}
+
+
+def test_field_partitions():
+    assert FIELDS == ["arts", "engineering", "formal_sciences", "humanities", "life_sciences",
+                      "natural_sciences", "professional", "social_sciences"]
+    graph = defs.resolve_asset_graph()
+    for key in PARTITIONED:
+        assert graph.get(dg.AssetKey(key)).partitions_def.get_partition_keys() == FIELDS
+    assert graph.get(dg.AssetKey("lora_adapter")).partitions_def is None
+
+
+def test_every_asset_says_group_kind_and_description():
+    for spec in defs.resolve_all_asset_specs():
+        assert spec.group_name in {"generation", "curation", "training", "evaluation"}, spec.key
+        assert spec.kinds and spec.description, spec.key
+
+
+def test_quality_gates_are_asset_checks():
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"every_approach_has_7_sections", "split_ratio_per_subdomain", "sample_only_from_validation",
+            "unique_questions"} <= checks
+
+
+def test_jobs():
+    for name in ("data_job", "training_job", "evaluation_job", "report_job"):
+        assert defs.resolve_job_def(name) is not None
