@@ -57,6 +57,7 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
 def _run_config(args, lake: str) -> dict[str, Any]:
     overrides = parse_assignments(args.set or [])
     return {
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},  # progress lines, not every engine event
         "resources": {
             "settings": {"config": {"profile": args.profile, "config_file": args.config or "", "overrides": overrides}},
             "io_manager": {"config": {"root": lake}},
@@ -71,7 +72,11 @@ def _instance():
 
 
 def run_pipeline(args) -> int:
+    from transformers.utils import logging as hf_logging
+
     from research_tuner.definitions import defs
+
+    hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
 
     profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
     problems = preflight(profile)
