@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from research_tuner.automation import record_run_failures, regeneration_schedule
 from research_tuner.curation import assets as curation
 from research_tuner.evaluation import assets as evaluation
 from research_tuner.generation import assets as generation
@@ -16,6 +17,8 @@ defs = dg.Definitions(
     assets=dg.load_assets_from_modules([generation, curation, training, evaluation]),
     asset_checks=dg.load_asset_checks_from_modules([generation, curation, training, evaluation]),
     jobs=ALL_JOBS,
+    schedules=[regeneration_schedule],
+    sensors=[record_run_failures],
     resources={
         "io_manager": ParquetLakeIOManager(root=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")),
         "settings": default_settings(),

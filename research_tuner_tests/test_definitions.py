@@ -47,3 +47,19 @@ def test_quality_gates_are_asset_checks():
 def test_jobs():
     for name in ("data_job", "training_job", "evaluation_job", "report_job"):
         assert defs.resolve_job_def(name) is not None
+
+
+def test_regeneration_schedule_is_off_and_asks_for_a_new_round():
+    import datetime as dt
+
+    schedule = defs.resolve_schedule_def("regeneration_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 11, 30, 3, tzinfo=dt.timezone.utc),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests)
+    assert sorted(r.partition_key for r in requests) == FIELDS
+    rounds = {r.run_config["resources"]["settings"]["config"]["overrides"]["teacher"]["generation_round"]
+              for r in requests}
+    assert rounds == {2026113003}
