@@ -1,5 +1,4 @@
 """Assets of the curation stage: raw_questions -> deduped_questions; approaches -> dataset_split."""
-
 import dagster as dg
 import pandas as pd
 

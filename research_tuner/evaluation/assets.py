@@ -1,6 +1,5 @@
 """Assets of the evaluation stage: eval_generations -> eval_scores (per field) -> eval_report (all fields)."""
 
-
 import json
 import tempfile
 from pathlib import Path

@@ -1,5 +1,4 @@
 """Assets of the generation stage: subdomains -> raw_questions; deduped_questions -> approaches."""
-
 import dagster as dg
 import pandas as pd
 

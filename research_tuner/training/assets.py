@@ -1,7 +1,5 @@
 """The `lora_adapter` asset: TRL + PEFT training on all fields' train rows, resumable from checkpoints."""
 
-
-import hashlib
 import json
 import shutil
 
@@ -12,12 +10,6 @@ from research_tuner.metadata import image, preview
 from research_tuner.resources import PipelineSettings
 
 GROUP = "training"
-
-
-def _run_fingerprint(rows: pd.DataFrame, training_json: str) -> str:
-    """Same data and same knobs -> same work folder, so a rerun resumes its own checkpoints only."""
-    ids = ",".join(sorted(rows["question_id"] + ":" + rows["split"]))
-    return hashlib.sha256((ids + training_json).encode()).hexdigest()[:16]
 
 
 @dg.asset(
@@ -35,7 +27,8 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
     validation = dataset_split[dataset_split["split"] == "validation"].reset_index(drop=True)
     if train.empty or validation.empty:
         raise ValueError(f"training needs train and validation rows; got {len(train)} and {len(validation)}")
-    work = settings.work_path("lora_adapter", _run_fingerprint(dataset_split, cfg.model_dump_json()))
+    # train_lora resumes from checkpoints here only when data and settings match; otherwise it starts over.
+    work = settings.work_path("lora_adapter")
     context.log.info(f"training {cfg.base_model} on {len(train)} examples; checkpoints in {work}")
 
     def progress(event: dict) -> None:
