@@ -198,3 +198,11 @@ def test_interrupted_run_resumes(tiny_model_dir, tmp_path):
     # other data: the checkpoints do not belong to it, so training starts over
     other = train_lora(_examples(4), data.iloc[:4], settings, tmp_path / "cut")
     assert other.resumed_from_step is None and other.global_step == 3
+
+
+def test_bf16_on_cpu(tiny_model_dir, tmp_path):
+    """bf16 weights with bf16 autocast; transformers only accepts bf16 without a GPU when told it is a CPU run."""
+    data = _examples(4)
+    result = train_lora(data, data, _settings(tiny_model_dir, precision="bf16"), tmp_path, max_steps=2)
+    assert result.dtype == "bfloat16" and result.global_step == 2
+    assert result.log["loss"].dropna().map(lambda x: x == x and x < 20).all()

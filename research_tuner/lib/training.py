@@ -242,7 +242,7 @@ def build_trainer(
         # data
         max_length=settings.max_length,
         packing=False,
-        completion_only_loss=True,  # TRL's default for prompt-completion data; stated to fail loudly otherwise
+        completion_only_loss=True,  # TRL's default for prompt-completion data, made explicit
         assistant_only_loss=False,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
