@@ -5,6 +5,7 @@
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
     research-tuner check --profile paper                # preflight only: settings and credentials
     research-tuner table                                # print the last evaluation table
+    research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
 
 Runs go through the Dagster instance in $DAGSTER_HOME (when set), so they show in `dagster dev` too.
 """
@@ -135,6 +136,32 @@ def print_table(lake: str) -> None:
     print(f"\nData lake: {lake_path(lake)}  (figures in {lake_path(lake, 'eval_report')})")
 
 
+def answer(args) -> int:
+    """Answer a new research question with the fine-tuned model (or the base model) from the lake."""
+    import json
+
+    from research_tuner.lake import local_copy
+    from research_tuner.lib.evaluation import generate_as
+    from research_tuner.lib.generation import ChatPrompt
+    from research_tuner.lib.prompts import student_messages
+    from research_tuner.lib.training import load_for_inference
+
+    folder = lake_path(args.lake, "lora_adapter")
+    if not folder.exists():
+        print(f"no adapter in {folder}: run the pipeline first (research-tuner run)", file=sys.stderr)
+        return 2
+    adapter = local_copy(folder)
+    manifest = json.loads((adapter / "manifest.json").read_text())
+    model, tokenizer = load_for_inference(manifest["base_model"], adapter / "adapter",
+                                          precision=manifest["training"]["precision"])
+    prompt = [ChatPrompt(tuple(student_messages(args.question)))]
+    out = generate_as(args.model, model, tokenizer, prompt, max_new_tokens=args.max_new_tokens)[0]
+    print(out.text)
+    if out.finish_reason == "length":
+        print(f"\n[stopped at the {args.max_new_tokens}-token limit]", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="research-tuner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
     table = sub.add_parser("table")
     table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    ask = sub.add_parser("answer", help="answer a research question with the trained model")
+    ask.add_argument("question")
+    ask.add_argument("--model", choices=["fine_tuned", "base"], default="fine_tuned")
+    ask.add_argument("--max-new-tokens", type=int, default=512)
+    ask.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -157,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             problems = preflight(profile)
             print("\n".join(f"- {p}" for p in problems) if problems else f"profile {profile.name}: ready")
             return 2 if problems else 0
+        if args.command == "answer":
+            return answer(args)
         print_table(args.lake)
         return 0
     except SettingsError as exc:

@@ -50,3 +50,20 @@ def test_section_coverage_counts_the_seven_sections():
     assert section_coverage(full) == 1.0
     assert section_coverage("**Hypothesis:** x\n\n### 2. Methodology\ny") == 2 / 7
     assert section_coverage("no structure at all") == 0.0
+
+
+def test_a_plain_name_colon_line_inside_a_marked_section_is_prose():
+    from research_tuner.lib.sections import split_sections
+
+    text = assemble_markdown({s: "text" for s in SECTIONS}).replace(
+        "## Hypothesis\ntext", "## Hypothesis\nKey Steps: first we measure, then we compare.")
+    bodies = split_sections(text)
+    assert bodies["Hypothesis"].startswith("Key Steps: first") and bodies["Key Steps"] == "text"
+    assert section_coverage(text) == 1.0
+
+
+def test_section_bodies_lose_a_repeated_label():
+    from research_tuner.lib.approaches import clean_section_body
+
+    assert clean_section_body("Key steps: 1. Collect data. 2. Analyse it.") == "1. Collect data. 2. Analyse it."
+    assert clean_section_body("## Heading\nA sentence. Half a sent") == "A sentence."

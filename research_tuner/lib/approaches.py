@@ -43,6 +43,7 @@ def clean_section_body(text: str, max_sentences: int = 4) -> str:
     """A section body from a small model: no stray headings, whole sentences only."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     body = " ".join(ln.strip() for ln in lines)
+    body = re.sub(r"^\W*[A-Z][A-Za-z ]{2,40}:\s+", "", body)  # "Key steps: 1. ..." -> "1. ..."
     sentences = re.findall(r"[^.!?]+[.!?]", body)
     return " ".join(s.strip() for s in sentences[:max_sentences])
 
@@ -114,6 +115,8 @@ def generate_approaches(
         else:
             bodies = {s: results[(row, s)] for s in SECTIONS if (row, s) in results}
             text = assemble_markdown(bodies) if len(bodies) == len(SECTIONS) else None
+            if text is not None and missing_sections(text):  # a body that reads as a heading
+                last_error[row], text = "assembled approach does not parse into 7 sections", None
         base = {k: q[k] for k in ("question_id", "field", "subdomain", "question")}
         if text is not None:
             valid.append({**base, "approach": _normalise_headings(text), "teacher_model": teacher.model})

@@ -3,6 +3,8 @@ against the teacher's approach with ROUGE-L, METEOR and section coverage."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 
 from research_tuner.lib.generation import ChatPrompt, generate_batched
@@ -17,6 +19,14 @@ GENERATION_COLUMNS = [
 ]
 
 
+def generate_as(model: str, peft_model, tokenizer, prompts: list[ChatPrompt], **kwargs):
+    """Answers from 'base' (the adapter switched off) or 'fine_tuned', from the one loaded model."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, not {model!r}")
+    with peft_model.disable_adapter() if model == "base" else contextlib.nullcontext():
+        return generate_batched(peft_model, tokenizer, prompts, **kwargs)
+
+
 def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: int, batch_size: int,
                 progress=None) -> pd.DataFrame:
     """Greedy answers from the base model (adapter disabled) and the fine-tuned model, same token limit.
@@ -27,12 +37,8 @@ def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: 
     prompts = [ChatPrompt(tuple(student_messages(q))) for q in sample["question"]]
     rows = []
     for name in MODELS:
-        kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
-        if name == "base":
-            with peft_model.disable_adapter():
-                outputs = generate_batched(peft_model, tokenizer, prompts, **kwargs)
-        else:
-            outputs = generate_batched(peft_model, tokenizer, prompts, **kwargs)
+        outputs = generate_as(name, peft_model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, progress=progress)
         for record, out in zip(sample.to_dict("records"), outputs, strict=True):
             rows.append({
                 "question_id": record["question_id"], "field": record["field"], "subdomain": record["subdomain"],

@@ -50,13 +50,21 @@ def _canonical(name: str) -> str | None:
 
 def split_sections(text: str) -> dict[str, str]:
     """Section name -> body for each recognised heading (first occurrence wins)."""
-    found: list[tuple[str, int, int]] = []  # (name, heading start, body start)
+    candidates = []  # (name, heading start, body start, marked with '#' or bold)
     for match in _HEADING.finditer(text or ""):
         if match.group("rest") and not match.group("colon"):
             continue
         name = _canonical(match.group("name"))
-        if name and name not in {n for n, _, _ in found}:
-            found.append((name, match.start(), match.start("rest")))
+        if name:
+            marked = bool(match.group("bold")) or match.group(0).lstrip().startswith("#")
+            candidates.append((name, match.start(), match.start("rest"), marked))
+    # Where the text marks its headings, a plain "Methodology: ..." line is prose inside a section.
+    if any(marked for *_, marked in candidates):
+        candidates = [c for c in candidates if c[3]]
+    found: list[tuple[str, int, int]] = []
+    for name, start, body_start, _ in candidates:
+        if name not in {n for n, _, _ in found}:
+            found.append((name, start, body_start))
     bodies = {}
     for i, (name, _, body_start) in enumerate(found):
         stop = found[i + 1][1] if i + 1 < len(found) else len(text)
