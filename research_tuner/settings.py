@@ -98,9 +98,12 @@ class TrainingSettings(_Strict):
     max_length: int = Field(default=2048, ge=32, description="Tokens per example, prompt included.")
     seed: int = 0
     gradient_checkpointing: bool = False
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        default="auto", description="'auto': bf16 on a GPU that supports it, else fp32."
+    precision: Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed"] = Field(
+        default="auto",
+        description="'auto': bf16 on a GPU that supports it, else fp32. 'bf16-mixed': float32 weights with "
+        "bfloat16 autocast, ~1.5x the fp32 speed on a CPU with bf16 instructions.",
     )
+    eval_on_start: bool = Field(default=True, description="Validation loss before the first step (the curve's origin).")
     save_steps: int = Field(default=200, ge=1)
     logging_steps: int = Field(default=5, ge=1)
     evals_per_epoch: int = Field(

@@ -206,3 +206,16 @@ def test_bf16_on_cpu(tiny_model_dir, tmp_path):
     result = train_lora(data, data, _settings(tiny_model_dir, precision="bf16"), tmp_path, max_steps=2)
     assert result.dtype == "bfloat16" and result.global_step == 2
     assert result.log["loss"].dropna().map(lambda x: x == x and x < 20).all()
+
+
+def test_bf16_mixed_keeps_float32_weights(tiny_model_dir, tmp_path):
+    """bf16-mixed: float32 LoRA and base weights, bfloat16 autocast for the compute."""
+    import torch
+
+    from research_tuner.lib.training import build_trainer
+
+    data = _examples(4)
+    trainer = build_trainer(data, data, _settings(tiny_model_dir, precision="bf16-mixed"), tmp_path, max_steps=1)
+    assert trainer.args.bf16 and {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    result = train_lora(data, data, _settings(tiny_model_dir, precision="bf16-mixed"), tmp_path / "run", max_steps=2)
+    assert result.global_step == 2 and result.log["loss"].dropna().lt(20).all()

@@ -94,7 +94,7 @@ def resolve_model(name: str) -> str:
 
 
 def preferred_dtype(precision: str = "auto") -> torch.dtype:
-    if precision == "bf16":
+    if precision in ("bf16", "bf16-mixed"):  # mixed: the compute dtype; weights load in float32
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16

@@ -161,7 +161,8 @@ def _load_base_model(settings: TrainingSettings, tokenizer, dtype: torch.dtype, 
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
         return model
-    return load_causal_lm(settings.base_model, precision=settings.precision, token=token, tokenizer=tokenizer)
+    weights = "fp32" if settings.precision == "bf16-mixed" else settings.precision  # autocast does the rest
+    return load_causal_lm(settings.base_model, precision=weights, token=token, tokenizer=tokenizer)
 
 
 def lora_config(settings: TrainingSettings):
@@ -443,7 +444,7 @@ def train_lora(
         output_dir,
         callbacks=[tracker, *callbacks],
         max_steps=max_steps,
-        eval_on_start=resume_from is None,
+        eval_on_start=resume_from is None and settings.eval_on_start,
     )
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
