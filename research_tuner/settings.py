@@ -9,8 +9,6 @@ anything runs.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -141,12 +139,6 @@ class Profile(_Strict):
         if self.teacher.backend == "openai" and self.teacher.model.startswith("embedded:"):
             raise ValueError("teacher.model: an embedded: model runs only with teacher.backend 'local'")
         return self
-
-    def fingerprint(self, *sections: str) -> str:
-        """A short hash of the named sections (all when none): feeds Dagster code versions."""
-        data = self.model_dump(mode="json")
-        picked = {k: data[k] for k in (sections or data.keys())}
-        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class SettingsError(ValueError):

@@ -59,10 +59,6 @@ class ResponseCache:
             )
             self._db.commit()
 
-    def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-
     def close(self) -> None:
         self._db.close()
 
