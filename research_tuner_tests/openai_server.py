@@ -126,6 +126,7 @@ class FakeOpenAIServer:
         self.known_models: set[str] | None = None
         self.latency_s = 0.0  # every admitted request takes this long to answer
         self.send_limit_headers = True
+        self.hold_after: int | None = None  # once this many were answered, hold new requests until it is None
         self.rate_limit: RateLimit | None = None
         self.rate_limited = 0  # 429s sent because a request would exceed the limit
         self.faults_injected = 0
@@ -245,6 +246,10 @@ class FakeOpenAIServer:
                 self.faults_injected += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
+        while self.hold_after is not None and self.answered >= self.hold_after:
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
+            await asyncio.sleep(0.01)
         if fault and fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         if fault and fault.hang_s:
