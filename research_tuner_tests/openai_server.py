@@ -375,6 +375,13 @@ class FakeOpenAIServer:
         batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
         batch["status"] = "completed"
 
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        self._count(request, "GET /v1/batches")
+        data = list(reversed(self.batches.values()))  # newest first, as OpenAI lists them
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+
     async def _get_batch(self, request: web.Request) -> web.Response:
         self._count(request, "GET /v1/batches/{id}")
         batch = self.batches.get(request.match_info["batch_id"])
@@ -393,6 +400,7 @@ class FakeOpenAIServer:
             app.router.add_post("/v1/files", self._upload_file)
             app.router.add_get("/v1/files/{file_id}/content", self._file_content)
             app.router.add_post("/v1/batches", self._create_batch)
+            app.router.add_get("/v1/batches", self._list_batches)
             app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
             self._runner = web.AppRunner(app, access_log=None)
             self._loop.run_until_complete(self._runner.setup())
