@@ -63,8 +63,9 @@ def format_duration(seconds: float) -> str:
 
 
 def request_key(body: dict) -> str:
-    """What makes two requests the same request (to count duplicated successes)."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
+    """What makes two requests the same request (to count duplicated successes): model, messages, seed."""
+    same = {k: body.get(k) for k in ("model", "messages", "seed", "max_tokens")}
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:24]
 
 
 @dataclass
@@ -129,7 +130,9 @@ class FakeOpenAIServer:
         self.hold_after: int | None = None  # once this many were answered, hold new requests until it is None
         self.rate_limit: RateLimit | None = None
         self.rate_limited = 0  # 429s sent because a request would exceed the limit
+        self.rate_limited_times: list[float] = []  # time.monotonic() of each
         self.faults_injected = 0
+        self.fault_counts: Counter[str] = Counter()  # by kind: '429', '500', 'drop', 'timeout'
         self.successes: Counter[str] = Counter()  # request_key -> successful answers delivered
         self.success_times: list[float] = []  # time.monotonic() of each admitted request later answered
         self.fault_rate = 0.0
@@ -205,6 +208,7 @@ class FakeOpenAIServer:
                 limit.tokens is not None and self._window_tokens + tokens > limit.tokens and self._window_tokens > 0)
             if over:
                 self.rate_limited += 1
+                self.rate_limited_times.append(now)
                 return False, self._limit_headers(now), self._window_start + limit.window_s - now
             self._window_requests += 1
             self._window_tokens += tokens
@@ -242,8 +246,10 @@ class FakeOpenAIServer:
             fault = self.faults.popleft() if self.faults else None
         fault = fault or self._random_fault()
         if fault and (fault.status != 200 or fault.drop or fault.hang_s):
+            kind = "timeout" if fault.hang_s else "drop" if fault.drop else str(fault.status)
             with self._lock:
                 self.faults_injected += 1
+                self.fault_counts[kind] += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         while self.hold_after is not None and self.answered >= self.hold_after:
@@ -254,11 +260,13 @@ class FakeOpenAIServer:
             await asyncio.sleep(fault.delay_s)
         if fault and fault.hang_s:
             await asyncio.sleep(fault.hang_s)
-            request.transport.close()
+            if request.transport is not None:
+                request.transport.close()
             return web.Response(status=504)
         status, payload = self.complete_body(body, fault)
         if fault and fault.drop:
-            request.transport.close()
+            if request.transport is not None:
+                request.transport.close()
             return web.Response(status=500)
         if status != 200:
             extra = fault.headers if fault else {}

@@ -15,7 +15,7 @@ N = 40
 
 
 def worker(server, tmp_path, out: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path), "TEACHER_BACKOFF_S": "0.05"}
     cmd = [sys.executable, "-m", "research_tuner_tests.teacher_worker", "--base-url", server.base_url,
            "--cache", str(tmp_path / "cache.sqlite"), "--out", str(tmp_path / out), "--questions", str(N),
            "--set", "teacher.max_concurrency=4"]

@@ -90,7 +90,7 @@ class OpenAITeacher:
         max_concurrency: int = 8,
         max_retries: int = 4,
         timeout_s: float = 120.0,
-        backoff_base_s: float = 1.0,
+        backoff_base_s: float = 0.5,  # as the openai client: 0.5 s, 1 s, 2 s, ... with jitter
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         budget: Budget | None = None,
