@@ -89,3 +89,24 @@ def test_a_killed_batch_run_resumes_polling_instead_of_resubmitting(server, tmp_
     assert server.paths["POST /v1/batches"] == 1 and server.paths["POST /v1/files"] == 1, "never submitted twice"
     assert len(server.batches) == 1 and server.duplicated_successes == 0
     assert result["usage"]["batch_completion_tokens"] > 0
+
+
+def test_a_batch_created_but_not_recorded_is_found_again_not_resubmitted(server, tmp_path, monkeypatch):
+    from research_tuner.lib.teacher.batch import CHAT_ENDPOINT, BatchTeacher
+
+    def create_then_die(self, file_id, maybe_exists):
+        self._client.batches.create(input_file_id=file_id, endpoint=CHAT_ENDPOINT, completion_window="24h")
+        raise KeyboardInterrupt("the process dies before the batch id is written down")
+
+    questions = synthetic_questions(5)
+    teacher, cfg = batch_teacher(server, tmp_path, monkeypatch)
+    with monkeypatch.context() as patched:
+        patched.setattr(BatchTeacher, "_create", create_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            generate_approaches(teacher, questions, cfg, Usage())
+    teacher.close()
+    restarted, cfg = batch_teacher(server, tmp_path, monkeypatch)
+    valid, failed = generate_approaches(restarted, questions, cfg, Usage())
+    assert len(valid) == 5 and failed.empty
+    assert server.paths["POST /v1/batches"] == 1 and server.paths["POST /v1/files"] == 1
+    assert restarted.inner.batches_resumed == 1 and restarted.inner.batches_created == 0
