@@ -117,3 +117,22 @@ def test_budget_cap_stops_before_it_is_passed_and_a_rerun_sends_only_the_rest(se
     assert len(valid) == 20 and failed.empty
     assert again.cache_hits == paid and again.requests_sent == 20 - paid
     assert server.duplicated_successes == 0
+
+
+def test_a_reached_budget_fails_the_step_at_once_without_dagster_retries(server, tmp_path, monkeypatch):
+    import dagster as dg
+    import pandas as pd
+
+    from research_tuner.generation.assets import raw_questions
+    from research_tuner.resources import PipelineSettings, TeacherResource
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    settings = PipelineSettings(profile="paper", work_dir=str(tmp_path),
+                                overrides={"teacher": {"base_url": server.base_url, "budget_usd": 0.001}})
+    context = dg.build_asset_context(partition_key="humanities")
+    with pytest.raises(dg.Failure) as failure:
+        raw_questions(context, settings=settings, teacher=TeacherResource(cache_path=str(tmp_path / "c.sqlite")),
+                      subdomains=pd.DataFrame({"subdomain": ["history"]}))
+    assert failure.value.allow_retries is False
+    assert "teacher budget reached" in failure.value.description and "budget_usd" in failure.value.description
+    assert server.requests == 0, "a question list's worst case ($0.0064) is over the cap: nothing is sent"
