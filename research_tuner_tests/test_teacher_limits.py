@@ -62,6 +62,15 @@ def test_follows_the_servers_limit_from_its_headers(server, tmp_path, monkeypatc
     assert usage.rate_limited == server.rate_limited
 
 
+def test_follows_the_servers_token_limit_too(server, tmp_path, monkeypatch):
+    server.set_rate_limit(RateLimit(requests=1000, tokens=300, window_s=0.4))  # ~5 requests of ~56 tokens
+    teacher, _ = teacher_for(server, tmp_path, monkeypatch, max_concurrency=8)
+    results = teacher.complete(requests(30), Usage())
+    assert all(isinstance(r, TeacherResponse) for r in results)
+    assert server.answered == 30
+    assert server.rate_limited <= 8  # the first burst, before any header was seen
+
+
 def test_a_limit_lowered_mid_run_is_followed(server, tmp_path, monkeypatch):
     server.set_rate_limit(RateLimit(requests=10, window_s=0.4))
     teacher, _ = teacher_for(server, tmp_path, monkeypatch, max_concurrency=10)
