@@ -241,6 +241,7 @@ def run_lowered_limit(setup: Setup, workdir: Path) -> dict:
         times = sorted(server.success_times)
         before = [t for t in times if t < change]
         after = [t for t in times if t >= change + args.window]  # from the first full window after the change
+        first_window = [t for t in times if change <= t < change + args.window]
         late_429s = [t for t in server.rate_limited_times if t >= change]
         last_429 = max(late_429s) - change if late_429s else 0.0
         return {
@@ -248,6 +249,9 @@ def run_lowered_limit(setup: Setup, workdir: Path) -> dict:
             "limit_before_per_s": args.rate / args.window,
             "limit_after_per_s": new_rate / args.window,
             "throughput_before_per_s": round(len(before) / (change - t0), 2),
+            "throughput_note": "before: from the start, where the first (partial) window adds a burst; after: from "
+                               "the first full window after the change to the end",
+            "successes_in_the_window_after_the_change": len(first_window),
             "throughput_after_per_s": round(len(after) / (end - change - args.window), 2) if end - change > args.window
             else None,
             "429s_after_the_change": len(late_429s),
@@ -273,7 +277,9 @@ def main() -> None:
     args = parser.parse_args()
     setup = Setup(args)
     phases = set(args.only.split(","))
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() and phases != set("abcde") else {}
     results: dict = {
+        **previous,
         "config": {**vars(args), "rate_per_minute_equivalent": args.rate / args.window * 60,
                    "python": platform.python_version(), "openai": openai.__version__},
         "bound_definition": "(server successes + injected faults) / (rate / window)",
