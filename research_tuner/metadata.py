@@ -28,7 +28,7 @@ def counts_by(frame: pd.DataFrame, column: str) -> dg.MetadataValue:
 
 
 def usage_metadata(usage: Usage, teacher: TeacherSettings) -> dict[str, Any]:
-    data = usage.as_metadata(teacher.price_input_per_mtok, teacher.price_output_per_mtok)
+    data = usage.as_metadata(teacher.price_input_per_mtok, teacher.price_output_per_mtok, teacher.batch_price_factor)
     meta: dict[str, Any] = {f"teacher/{k}": v for k, v in data.items()}
     meta["teacher/cost_usd"] = dg.MetadataValue.float(float(data["cost_usd"]))
     meta["teacher/model"] = teacher.model

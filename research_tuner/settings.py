@@ -67,6 +67,21 @@ class TeacherSettings(_Strict):
     )
     price_input_per_mtok: float = Field(default=0.40, ge=0, description="USD per million prompt tokens.")
     price_output_per_mtok: float = Field(default=1.60, ge=0, description="USD per million completion tokens.")
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side cap (openai backend). None: only the server's x-ratelimit-* "
+        "headers and 429s pace the requests.")
+    tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side cap on prompt + max_tokens per minute, as providers count it.")
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Dollars one step (asset partition) may spend in a run; each request "
+        "reserves its worst case (prompt + max_tokens) first. None: no cap. Cache hits are free.")
+    mode: Literal["online", "batch"] = Field(
+        default="online", description="'batch': the OpenAI Batch API (files + batches), half price, answers "
+        "within the completion window; the batch id is kept in the cache DB, so a restart resumes polling.")
+    batch_price_factor: float = Field(default=0.5, gt=0, le=1, description="Batch price as a share of list price.")
+    batch_poll_interval_s: float = Field(default=60.0, gt=0)
+    batch_completion_window: str = "24h"
+    batch_max_requests: int = Field(default=50_000, ge=1, description="Requests per batch file (OpenAI: 50,000).")
 
 
 class GenerationSettings(_Strict):

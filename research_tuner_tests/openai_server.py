@@ -2,8 +2,13 @@
 
 It answers like a capable teacher would (JSON question lists, Markdown approaches with the 7 sections,
 one-section answers), deterministically from the request, and can inject faults: status codes with
-headers, slow answers, dropped connections, malformed JSON, truncated answers, refusals. It counts
-every request it sees, so tests can assert how many were sent.
+headers, slow answers, dropped connections, malformed JSON, truncated answers, refusals, hung requests.
+It counts every request it sees, so tests can assert how many were sent.
+
+It can enforce a rate limit like OpenAI's: requests (and tokens) per fixed window, sent back in the
+`x-ratelimit-*` headers, and 429 with `Retry-After` when a request would exceed it; the limit can be
+changed mid-run. Rejected requests do not use up the limit; admitted ones (faults included) do. It also
+serves the Batch API (files + batches), answering each line with the same fake model.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
+import random
 import re
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
@@ -33,6 +41,46 @@ class Fault:
     finish_reason: str | None = None  # e.g. "length" for a truncated answer
     text: str | None = None  # replace the answer's text
     refusal: bool = False
+    hang_s: float = 0.0  # hold the request this long, then close the connection (a client timeout)
+
+
+#: The faults a benchmark draws at random: rate-limit-free 429, 500, dropped connection, timeout.
+RANDOM_FAULT_KINDS = ("429", "500", "drop", "timeout")
+
+
+def format_duration(seconds: float) -> str:
+    """OpenAI's reset format: '20ms', '1s', '1.5s', '6m0s', '1h2m3s'."""
+    if seconds < 1:
+        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours or minutes:
+        text = f"{int(minutes)}m" + text
+    if hours:
+        text = f"{int(hours)}h" + text
+    return text
+
+
+def request_key(body: dict) -> str:
+    """What makes two requests the same request (to count duplicated successes): model, messages, seed."""
+    same = {k: body.get(k) for k in ("model", "messages", "seed", "max_tokens")}
+    return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass
+class RateLimit:
+    """`requests` (and optionally `tokens`) per fixed window of `window_s` seconds."""
+
+    requests: int
+    window_s: float = 60.0
+    tokens: int | None = None
+
+
+def estimate_tokens(body: dict) -> int:
+    """What the limiter charges a request, as OpenAI does at admission: the prompt plus max_tokens."""
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+    return prompt + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
 
 
 def _digest(*parts: str) -> int:
@@ -77,6 +125,28 @@ class FakeOpenAIServer:
         self.bodies: list[dict] = []
         self.expected_key: str | None = None
         self.known_models: set[str] | None = None
+        self.latency_s = 0.0  # every admitted request takes this long to answer
+        self.send_limit_headers = True
+        self.hold_after: int | None = None  # once this many were answered, hold new requests until it is None
+        self.rate_limit: RateLimit | None = None
+        self.rate_limited = 0  # 429s sent because a request would exceed the limit
+        self.rate_limited_times: list[float] = []  # time.monotonic() of each
+        self.faults_injected = 0
+        self.fault_counts: Counter[str] = Counter()  # by kind: '429', '500', 'drop', 'timeout'
+        self.successes: Counter[str] = Counter()  # request_key -> successful answers delivered
+        self.success_times: list[float] = []  # time.monotonic() of each admitted request later answered
+        self.fault_rate = 0.0
+        self.fault_kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
+        self.hang_s = 2.0
+        self._rng = random.Random(0)
+        self._window_start = 0.0
+        self._window_requests = 0
+        self._window_tokens = 0
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_release = threading.Event()  # batches stay in progress until this is set
+        self.batch_release.set()
+        self.batch_delay_s = 0.0
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -90,30 +160,137 @@ class FakeOpenAIServer:
         with self._lock:
             self.faults.extend(faults)
 
+    def set_rate_limit(self, limit: RateLimit | None) -> None:
+        """Enforce (or change, mid-run) the limit; the current window keeps what it already used."""
+        with self._lock:
+            self.rate_limit = limit
+
+    def random_faults(self, rate: float, kinds: tuple[str, ...] = RANDOM_FAULT_KINDS, seed: int = 0,
+                      hang_s: float = 2.0) -> None:
+        """Give each admitted request this probability of a fault drawn from `kinds`."""
+        with self._lock:
+            self.fault_rate, self.fault_kinds, self._rng, self.hang_s = rate, kinds, random.Random(seed), hang_s
+
+    @property
+    def duplicated_successes(self) -> int:
+        return sum(n - 1 for n in self.successes.values() if n > 1)
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        limit = self.rate_limit
+        if limit is None or not self.send_limit_headers:
+            return {}
+        reset = format_duration(self._window_start + limit.window_s - now)
+        headers = {
+            "x-ratelimit-limit-requests": str(limit.requests),
+            "x-ratelimit-remaining-requests": str(max(0, limit.requests - self._window_requests)),
+            "x-ratelimit-reset-requests": reset,
+        }
+        if limit.tokens is not None:
+            headers |= {
+                "x-ratelimit-limit-tokens": str(limit.tokens),
+                "x-ratelimit-remaining-tokens": str(max(0, limit.tokens - self._window_tokens)),
+                "x-ratelimit-reset-tokens": reset,
+            }
+        return headers
+
+    def _admit(self, body: dict) -> tuple[bool, dict[str, str], float]:
+        """Count the request against the window, or refuse it: (admitted, headers, retry-after seconds)."""
+        now = time.monotonic()
+        with self._lock:
+            limit = self.rate_limit
+            if limit is None:
+                return True, self._limit_headers(now), 0.0
+            if now >= self._window_start + limit.window_s:
+                self._window_start = now - (now - self._window_start) % limit.window_s
+                self._window_requests = self._window_tokens = 0
+            tokens = estimate_tokens(body)
+            over = self._window_requests + 1 > limit.requests or (
+                limit.tokens is not None and self._window_tokens + tokens > limit.tokens and self._window_tokens > 0)
+            if over:
+                self.rate_limited += 1
+                self.rate_limited_times.append(now)
+                return False, self._limit_headers(now), self._window_start + limit.window_s - now
+            self._window_requests += 1
+            self._window_tokens += tokens
+            return True, self._limit_headers(now), 0.0
+
+    def _random_fault(self) -> Fault | None:
+        with self._lock:
+            if not self.fault_rate or self._rng.random() >= self.fault_rate:
+                return None
+            kind = self._rng.choice(self.fault_kinds)
+        return {
+            "429": Fault(status=429, headers={"retry-after-ms": "50"}),  # overload, not the rate limit
+            "500": Fault(status=500),
+            "drop": Fault(drop=True),
+            "timeout": Fault(hang_s=self.hang_s),
+        }[kind]
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self.requests += 1
             self.paths[request.path] += 1
-            fault = self.faults.popleft() if self.faults else None
         if self.expected_key and request.headers.get("Authorization") != f"Bearer {self.expected_key}":
             return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
                                                 "code": "invalid_api_key"}}, status=401)
         body = await request.json()
         self.bodies.append(body)
-        if self.known_models is not None and body.get("model") not in self.known_models:
-            return web.json_response({"error": {"message": f"The model {body.get('model')} does not exist",
-                                                "code": "model_not_found"}}, status=404)
-        if fault:
-            if fault.delay_s:
-                await asyncio.sleep(fault.delay_s)
-            if fault.drop:
+        admitted, limit_headers, wait_s = self._admit(body)
+        if not admitted:
+            headers = {**limit_headers, "retry-after-ms": str(max(1, math.ceil(wait_s * 1000))),
+                       "retry-after": str(max(1, math.ceil(wait_s)))}
+            return web.json_response({"error": {"message": "Rate limit reached for requests", "type": "requests",
+                                                "code": "rate_limit_exceeded"}}, status=429, headers=headers)
+        admitted_at = time.monotonic()
+        with self._lock:
+            fault = self.faults.popleft() if self.faults else None
+        fault = fault or self._random_fault()
+        if fault and (fault.status != 200 or fault.drop or fault.hang_s):
+            kind = "timeout" if fault.hang_s else "drop" if fault.drop else str(fault.status)
+            with self._lock:
+                self.faults_injected += 1
+                self.fault_counts[kind] += 1
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
+        while self.hold_after is not None and self.answered >= self.hold_after:
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
+            await asyncio.sleep(0.01)
+        if fault and fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault and fault.hang_s:
+            await asyncio.sleep(fault.hang_s)
+            if request.transport is not None:
                 request.transport.close()
-                return web.Response(status=500)
-            if fault.status != 200:
-                return web.json_response({"error": {"message": f"injected {fault.status}"}},
-                                         status=fault.status, headers=fault.headers)
-            if fault.body is not None:
-                return web.Response(text=fault.body, content_type="application/json")
+            return web.Response(status=504)
+        status, payload = self.complete_body(body, fault)
+        if fault and fault.drop:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        if status != 200:
+            extra = fault.headers if fault else {}
+            return web.json_response(payload, status=status, headers={**extra, **limit_headers})
+        if isinstance(payload, str):
+            return web.Response(text=payload, content_type="application/json")
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return web.Response(status=499)  # the client went away: nothing was delivered
+        with self._lock:
+            self.answered += 1
+            self.successes[request_key(body)] += 1
+            self.success_times.append(admitted_at)
+        return web.json_response(payload, headers=limit_headers)
+
+    def complete_body(self, body: dict, fault: Fault | None) -> tuple[int, dict | str]:
+        """(status, chat-completion object or error, or a raw malformed body) for one request."""
+        if self.known_models is not None and body.get("model") not in self.known_models:
+            return 404, {"error": {"message": f"The model {body.get('model')} does not exist",
+                                   "code": "model_not_found"}}
+        if fault and fault.status != 200:
+            return fault.status, {"error": {"message": f"injected {fault.status}"}}
+        if fault and fault.body is not None:
+            return 200, fault.body
         wants_json = bool(body.get("response_format"))
         text = answer_for(body["messages"], wants_json)
         finish = "stop"
@@ -127,9 +304,7 @@ class FakeOpenAIServer:
                 text = text[: len(text) // 2]
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
         completion_tokens = len((text or "").split())
-        with self._lock:
-            self.answered += 1
-        return web.json_response({
+        return 200, {
             "id": f"chatcmpl-{self.requests}",
             "object": "chat.completion",
             "created": 0,
@@ -138,7 +313,89 @@ class FakeOpenAIServer:
                          "message": {"role": "assistant", "content": text, "refusal": refusal}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
-        }, headers={"x-ratelimit-remaining-requests": "1000"})
+        }
+
+    # --- Batch API: /v1/files, /v1/files/{id}/content, /v1/batches, /v1/batches/{id} -----------------
+
+    def _count(self, request: web.Request, name: str) -> None:
+        with self._lock:
+            self.requests += 1
+            self.paths[name] += 1
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        self._count(request, "POST /v1/files")
+        form = await request.post()
+        upload = form["file"]
+        content = upload.file.read()
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = content
+        return web.json_response(self._file_object(file_id, form.get("purpose", "batch"), upload.filename))
+
+    def _file_object(self, file_id: str, purpose: str, filename: str = "data.jsonl") -> dict:
+        return {"id": file_id, "object": "file", "bytes": len(self.files[file_id]), "created_at": 0,
+                "filename": filename, "purpose": purpose, "status": "processed"}
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        self._count(request, "GET /v1/files/{id}/content")
+        file_id = request.match_info["file_id"]
+        if file_id not in self.files:
+            return web.json_response({"error": {"message": f"No such File object: {file_id}"}}, status=404)
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        self._count(request, "POST /v1/batches")
+        body = await request.json()
+        if body.get("input_file_id") not in self.files:
+            return web.json_response({"error": {"message": "input_file_id not found"}}, status=400)
+        batch_id = f"batch_{len(self.batches) + 1}"
+        batch = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
+            "status": "in_progress", "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
+        }
+        self.batches[batch_id] = batch
+        asyncio.get_running_loop().create_task(self._run_batch(batch))
+        return web.json_response(batch)
+
+    async def _run_batch(self, batch: dict) -> None:
+        await asyncio.sleep(self.batch_delay_s)
+        while not self.batch_release.is_set():
+            await asyncio.sleep(0.02)
+        outputs, errors = [], []
+        lines = [json.loads(ln) for ln in self.files[batch["input_file_id"]].decode().splitlines() if ln.strip()]
+        for n, line in enumerate(lines):
+            with self._lock:
+                fault = self.faults.popleft() if self.faults else None
+            status, payload = self.complete_body(line["body"], fault)
+            record = {"id": f"batch_req_{n}", "custom_id": line["custom_id"],
+                      "response": {"status_code": status, "request_id": f"req_{n}", "body": payload}, "error": None}
+            (outputs if status == 200 else errors).append(json.dumps(record))
+            if status == 200:
+                with self._lock:
+                    self.answered += 1
+                    self.successes[request_key(line["body"])] += 1
+        for kind, rows in (("output_file_id", outputs), ("error_file_id", errors)):
+            if rows:
+                file_id = f"file-{len(self.files) + 1}"
+                self.files[file_id] = ("\n".join(rows) + "\n").encode()
+                batch[kind] = file_id
+        batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+        batch["status"] = "completed"
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        self._count(request, "GET /v1/batches")
+        data = list(reversed(self.batches.values()))  # newest first, as OpenAI lists them
+        return web.json_response({"object": "list", "data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        self._count(request, "GET /v1/batches/{id}")
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return web.json_response({"error": {"message": "No such batch"}}, status=404)
+        return web.json_response(batch)
 
     def __enter__(self) -> FakeOpenAIServer:
         ready = threading.Event()
@@ -148,6 +405,11 @@ class FakeOpenAIServer:
             asyncio.set_event_loop(self._loop)
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/files", self._upload_file)
+            app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+            app.router.add_post("/v1/batches", self._create_batch)
+            app.router.add_get("/v1/batches", self._list_batches)
+            app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
             self._runner = web.AppRunner(app, access_log=None)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, 0)

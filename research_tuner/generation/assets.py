@@ -1,4 +1,6 @@
 """Assets of the generation stage: subdomains -> raw_questions; deduped_questions -> approaches."""
+from contextlib import contextmanager
+
 import dagster as dg
 import pandas as pd
 
@@ -6,7 +8,7 @@ from research_tuner.lib.approaches import generate_approaches
 from research_tuner.lib.questions import generate_questions
 from research_tuner.lib.sections import missing_sections
 from research_tuner.lib.taxonomy import get_field
-from research_tuner.lib.teacher import Usage
+from research_tuner.lib.teacher import TeacherConfigError, Usage
 from research_tuner.metadata import ProgressLogger, counts_by, preview, usage_metadata
 from research_tuner.partitions import field_partitions
 from research_tuner.resources import PipelineSettings, TeacherResource
@@ -15,6 +17,15 @@ GROUP = "generation"
 # Network-facing steps retry on their own before a person has to look; the response cache makes each
 # retry resend only what is missing.
 TEACHER_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+@contextmanager
+def no_retry_on_config_error():
+    """A bad key, an unknown model or a reached budget is not fixed by retrying the step: fail it once."""
+    try:
+        yield
+    except TeacherConfigError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 @dg.asset(
@@ -44,15 +55,16 @@ def raw_questions(
 ) -> pd.DataFrame:
     profile = settings.resolve()
     usage = Usage()
-    frame = generate_questions(
-        teacher.get(settings),
-        context.partition_key,
-        subdomains["subdomain"].tolist(),
-        profile.teacher,
-        profile.generation.questions_per_subdomain,
-        usage,
-        progress=ProgressLogger(context, "question requests"),
-    )
+    with no_retry_on_config_error():
+        frame = generate_questions(
+            teacher.get(settings),
+            context.partition_key,
+            subdomains["subdomain"].tolist(),
+            profile.teacher,
+            profile.generation.questions_per_subdomain,
+            usage,
+            progress=ProgressLogger(context, "question requests"),
+        )
     if frame.empty:
         raise RuntimeError(
             f"the teacher produced no usable question for {context.partition_key}: "
@@ -88,10 +100,11 @@ def approaches(
 ):
     profile = settings.resolve()
     usage = Usage()
-    valid, failed = generate_approaches(
-        teacher.get(settings), deduped_questions, profile.teacher, usage,
-        progress=ProgressLogger(context, "approach requests"),
-    )
+    with no_retry_on_config_error():
+        valid, failed = generate_approaches(
+            teacher.get(settings), deduped_questions, profile.teacher, usage,
+            progress=ProgressLogger(context, "approach requests"),
+        )
     incomplete = valid[[bool(missing_sections(a)) for a in valid["approach"]]]
     yield dg.Output(valid, metadata={
         "num_rows": len(valid),

@@ -13,11 +13,12 @@ from research_tuner.lib.teacher.base import (
     TeacherResponse,
     Usage,
 )
+from research_tuner.lib.teacher.budget import Budget, BudgetExceeded
 from research_tuner.lib.teacher.cache import CachedTeacher, ResponseCache
 from research_tuner.settings import SettingsError, TeacherSettings
 
 __all__ = [
-    "CachedTeacher", "ResponseCache", "Teacher", "TeacherConfigError", "TeacherFailure",
+    "Budget", "BudgetExceeded", "CachedTeacher", "ResponseCache", "Teacher", "TeacherConfigError", "TeacherFailure",
     "TeacherRequest", "TeacherResponse", "Usage", "api_key_for", "build_teacher",
 ]
 
@@ -46,6 +47,24 @@ def build_teacher(settings: TeacherSettings, cache_path: str | Path) -> CachedTe
 
         inner: Teacher = LocalTeacher(settings.model, batch_size=settings.max_concurrency,
                                       precision=settings.precision)
+        return CachedTeacher(inner, ResponseCache(cache_path))
+    budget = Budget(settings.budget_usd, settings.price_input_per_mtok, settings.price_output_per_mtok)
+    cache = ResponseCache(cache_path)
+    if settings.mode == "batch":
+        from research_tuner.lib.teacher.batch import BatchTeacher
+
+        inner = BatchTeacher(
+            settings.model,
+            cache,
+            api_key=api_key_for(settings),
+            base_url=settings.base_url,
+            poll_interval_s=settings.batch_poll_interval_s,
+            completion_window=settings.batch_completion_window,
+            max_requests_per_batch=settings.batch_max_requests,
+            price_factor=settings.batch_price_factor,
+            budget=budget,
+            timeout_s=settings.request_timeout_s,
+        )
     else:
         from research_tuner.lib.teacher.openai_api import OpenAITeacher
 
@@ -56,5 +75,8 @@ def build_teacher(settings: TeacherSettings, cache_path: str | Path) -> CachedTe
             max_concurrency=settings.max_concurrency,
             max_retries=settings.max_retries,
             timeout_s=settings.request_timeout_s,
+            requests_per_minute=settings.requests_per_minute,
+            tokens_per_minute=settings.tokens_per_minute,
+            budget=budget,
         )
-    return CachedTeacher(inner, ResponseCache(cache_path))
+    return CachedTeacher(inner, cache)

@@ -55,33 +55,49 @@ class Usage:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    rate_limited: int = 0  # 429s received
+    batch_prompt_tokens: int = 0  # answered through the Batch API, at its discount
+    batch_completion_tokens: int = 0
     failure_reasons: dict[str, int] = field(default_factory=dict)
 
-    def record(self, response: TeacherResponse) -> None:
+    def record(self, response: TeacherResponse, batch: bool = False) -> None:
         if response.cached:
             self.cache_hits += 1
             return
         self.requests_sent += 1
-        self.prompt_tokens += response.prompt_tokens
-        self.completion_tokens += response.completion_tokens
+        if batch:
+            self.batch_prompt_tokens += response.prompt_tokens
+            self.batch_completion_tokens += response.completion_tokens
+        else:
+            self.prompt_tokens += response.prompt_tokens
+            self.completion_tokens += response.completion_tokens
 
     def record_failure(self, reason: str) -> None:
         self.failures += 1
         self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
 
-    def cost_usd(self, price_input_per_mtok: float, price_output_per_mtok: float) -> float:
-        return (self.prompt_tokens * price_input_per_mtok + self.completion_tokens * price_output_per_mtok) / 1e6
+    def cost_usd(self, price_input_per_mtok: float, price_output_per_mtok: float, batch_factor: float = 0.5) -> float:
+        online = self.prompt_tokens * price_input_per_mtok + self.completion_tokens * price_output_per_mtok
+        batch = self.batch_prompt_tokens * price_input_per_mtok + self.batch_completion_tokens * price_output_per_mtok
+        return (online + batch * batch_factor) / 1e6
 
-    def as_metadata(self, price_input_per_mtok: float, price_output_per_mtok: float) -> dict[str, Any]:
-        return {
+    def as_metadata(
+        self, price_input_per_mtok: float, price_output_per_mtok: float, batch_factor: float = 0.5
+    ) -> dict[str, Any]:
+        data = {
             "requests_sent": self.requests_sent,
             "cache_hits": self.cache_hits,
             "retries": self.retries,
+            "rate_limited": self.rate_limited,
             "failures": self.failures,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "cost_usd": round(self.cost_usd(price_input_per_mtok, price_output_per_mtok), 6),
+            "prompt_tokens": self.prompt_tokens + self.batch_prompt_tokens,
+            "completion_tokens": self.completion_tokens + self.batch_completion_tokens,
+            "cost_usd": round(self.cost_usd(price_input_per_mtok, price_output_per_mtok, batch_factor), 6),
         }
+        if self.batch_prompt_tokens or self.batch_completion_tokens:
+            data["batch_prompt_tokens"] = self.batch_prompt_tokens
+            data["batch_completion_tokens"] = self.batch_completion_tokens
+        return data
 
 
 class TeacherConfigError(RuntimeError):

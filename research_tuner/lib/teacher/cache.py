@@ -21,7 +21,21 @@ CREATE TABLE IF NOT EXISTS responses (
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     created_at TEXT NOT NULL DEFAULT (datetime('now'))
-)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    input_file_id TEXT PRIMARY KEY,
+    batch_id TEXT,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,  -- creating (file uploaded), submitted, then the batch's final status
+    created_at TEXT NOT NULL DEFAULT (datetime('now')),
+    finished_at TEXT
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    input_file_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (input_file_id, key)
+);
 """
 
 
@@ -32,7 +46,7 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, TeacherResponse]:
@@ -58,6 +72,38 @@ class ResponseCache:
                 (key, response.text, response.finish_reason, response.prompt_tokens, response.completion_tokens),
             )
             self._db.commit()
+
+    # --- Batch API bookkeeping: a batch is recorded before it is polled, so a restart resumes it. ---
+
+    def record_batch_file(self, input_file_id: str, endpoint: str, model: str, keys: Sequence[str]) -> None:
+        """The input file is uploaded and the batch is about to be created."""
+        with self._lock:
+            self._db.execute("INSERT INTO batches (input_file_id, endpoint, model, status) VALUES (?, ?, ?, 'creating')",
+                             (input_file_id, endpoint, model))
+            self._db.executemany("INSERT OR IGNORE INTO batch_requests (input_file_id, key) VALUES (?, ?)",
+                                 [(input_file_id, k) for k in keys])
+            self._db.commit()
+
+    def record_batch_submitted(self, input_file_id: str, batch_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batches SET batch_id = ?, status = 'submitted' WHERE input_file_id = ?",
+                             (batch_id, input_file_id))
+            self._db.commit()
+
+    def record_batch_finished(self, input_file_id: str, status: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batches SET status = ?, finished_at = datetime('now') WHERE input_file_id = ?",
+                             (status, input_file_id))
+            self._db.commit()
+
+    def open_batches(self, endpoint: str, model: str) -> list[tuple[str, str | None, str, list[str]]]:
+        """(input_file_id, batch_id, status, keys) of batches not finished yet, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT input_file_id, batch_id, status FROM batches WHERE endpoint = ? AND model = ? "
+                "AND status IN ('creating', 'submitted') ORDER BY created_at, rowid", (endpoint, model)).fetchall()
+            return [(fid, bid, st, [k for (k,) in self._db.execute(
+                "SELECT key FROM batch_requests WHERE input_file_id = ?", (fid,))]) for fid, bid, st in rows]
 
     def close(self) -> None:
         self._db.close()
