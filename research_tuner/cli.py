@@ -124,9 +124,12 @@ def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def print_table(lake: str) -> None:
     scores, comparison = evaluation_table(lake)
-    shown = scores[["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]]
+    columns = ["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]
+    shown = scores[columns + [c for c in ("judge_score", "judge_n", "judge_failed") if c in scores.columns]]
     print("Evaluation per field (mean scores against the teacher's approach):")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if "judge_score" in scores.columns:
+        print("(judge_score: the LLM judge's mean grade, 0-5, over judge_n answers; judge_failed were unreadable)")
     overall = comparison[comparison["field"] == "all"]
     print("\nOver all fields: fine_tuned vs base (paired delta, 95% bootstrap CI, relative change):")
     for row in overall.itertuples():
