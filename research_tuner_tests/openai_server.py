@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from research_tuner.lib.sections import SECTIONS
+from research_tuner.lib.judge import RESPONSE_CLOSE, RESPONSE_OPEN
+from research_tuner.lib.sections import SECTIONS, present_sections
 
 
 @dataclass
@@ -39,9 +40,34 @@ def _digest(*parts: str) -> int:
     return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16)
 
 
+def is_judge_request(messages: list[dict]) -> bool:
+    return RESPONSE_OPEN in messages[-1]["content"] and "Grade the RESPONSE" in messages[-1]["content"]
+
+
+def fake_judgement(response: str) -> dict[str, int]:
+    """The fake judge's scores, a known function of the graded text: each of the 7 sections present scores
+    5, 4, 3, 5, 4, 3, 5 in order (distinct neighbours, so a mixed-up column shows), absent ones 0; feasibility
+    is the number of sections present, capped at 5."""
+    present = set(present_sections(response))
+    scores = {re.sub(r"[^a-z]+", "_", s.lower()): (5 - i % 3 if s in present else 0) for i, s in enumerate(SECTIONS)}
+    return scores | {"feasibility": min(5, len(present))}
+
+
+def _judge_answer(user: str, wants_json: bool) -> str:
+    start = user.index(RESPONSE_OPEN) + len(RESPONSE_OPEN)
+    response = user[start : user.rindex(RESPONSE_CLOSE)]
+    scores = fake_judgement(response)
+    if wants_json:
+        return json.dumps({"rationale": f"{sum(1 for v in list(scores.values())[:7] if v)} of 7 sections.", **scores})
+    # A server that ignores response_format: prose with one 'Name: n/5' line per criterion.
+    return "Here is my assessment.\n" + "\n".join(f"- **{k.replace('_', ' ').title()}**: {v}/5" for k, v in scores.items())
+
+
 def answer_for(messages: list[dict], wants_json: bool) -> str:
     """What a well-behaved teacher says to this conversation."""
     user = messages[-1]["content"]
+    if is_judge_request(messages):
+        return _judge_answer(user, wants_json)
     if wants_json or '"questions"' in user:
         n = int(re.search(r"Write (\d+) distinct", user).group(1)) if "distinct" in user else 5
         sub = re.search(r"subdomain '([^']+)'", user)
@@ -77,6 +103,9 @@ class FakeOpenAIServer:
         self.bodies: list[dict] = []
         self.expected_key: str | None = None
         self.known_models: set[str] | None = None
+        self.malformed_judgements = False  # every judge request gets an answer without scores
+        self.ignore_response_format = False  # answer as a server without structured output would
+        self.delay_s = 0.0  # every answer waits this long (a slow server)
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -114,8 +143,12 @@ class FakeOpenAIServer:
                                          status=fault.status, headers=fault.headers)
             if fault.body is not None:
                 return web.Response(text=fault.body, content_type="application/json")
-        wants_json = bool(body.get("response_format"))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        wants_json = bool(body.get("response_format")) and not self.ignore_response_format
         text = answer_for(body["messages"], wants_json)
+        if self.malformed_judgements and is_judge_request(body["messages"]):
+            text = "A thoughtful proposal overall; I would give it a solid grade."
         finish = "stop"
         refusal = None
         if fault:
