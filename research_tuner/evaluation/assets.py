@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from research_tuner.generation.assets import TEACHER_RETRY
+from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lib.evaluation import answer_both, summarise, with_judge_scores
 from research_tuner.lib.judge import SCORE_COLUMNS, empty_judgements, judge_responses
 from research_tuner.lib.metrics import metric_data_info
@@ -69,6 +70,7 @@ def eval_generations(
     "which model wrote it, on the 7 sections and feasibility (integers 0-5) against the reference approach. "
     "Failed judgements are rows with the reason and no scores. Off: an empty table and no teacher call.",
 )
+@stop_on_interrupt
 def eval_judgements(
     context: dg.AssetExecutionContext,
     settings: PipelineSettings,
