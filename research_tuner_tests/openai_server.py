@@ -181,7 +181,7 @@ class FakeOpenAIServer:
             asyncio.set_event_loop(self._loop)
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)  # slow answers must not stall exit
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, 0)
             self._loop.run_until_complete(site.start())
@@ -195,8 +195,15 @@ class FakeOpenAIServer:
             raise RuntimeError("the fake OpenAI server did not start")
         return self
 
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:  # answers still waiting out a delay
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def __exit__(self, *exc) -> None:
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
