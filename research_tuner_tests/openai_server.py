@@ -60,7 +60,8 @@ def _judge_answer(user: str, wants_json: bool) -> str:
     if wants_json:
         return json.dumps({"rationale": f"{sum(1 for v in list(scores.values())[:7] if v)} of 7 sections.", **scores})
     # A server that ignores response_format: prose with one 'Name: n/5' line per criterion.
-    return "Here is my assessment.\n" + "\n".join(f"- **{k.replace('_', ' ').title()}**: {v}/5" for k, v in scores.items())
+    lines = [f"- **{name.replace('_', ' ').title()}**: {value}/5" for name, value in scores.items()]
+    return "Here is my assessment.\n" + "\n".join(lines)
 
 
 def answer_for(messages: list[dict], wants_json: bool) -> str:

@@ -9,13 +9,19 @@ from research_tuner.curation import assets as curation
 from research_tuner.evaluation import assets as evaluation
 from research_tuner.generation import assets as generation
 from research_tuner.lake import ParquetLakeIOManager, read_parquet, write_parquet_atomic
-from research_tuner.lib.judge import CRITERIA, RETRY_REMINDER, UnreadableJudgement, judge_responses, parse_judgement
+from research_tuner.lib.judge import (
+    CRITERIA,
+    RETRY_REMINDER,
+    UnreadableJudgement,
+    judge_responses,
+    parse_judgement,
+)
 from research_tuner.lib.sections import SECTIONS
 from research_tuner.lib.teacher import Usage
 from research_tuner.resources import PipelineSettings, TeacherResource
 from research_tuner.settings import load_profile
 from research_tuner.training import assets as training
-from research_tuner_tests.openai_server import Fault, FakeOpenAIServer
+from research_tuner_tests.openai_server import FakeOpenAIServer, Fault
 
 FULL = "\n\n".join(f"## {s}\nA concrete plan for this part." for s in SECTIONS)
 TWO = "## Hypothesis\nSleep improves recall.\n\n## Methodology\nA randomised trial."

@@ -59,7 +59,8 @@ def grouped_bars(generations: pd.DataFrame, metric: str, path: Path, seed: int =
     for offset, (model, colour) in zip((-0.2, 0.2), (("base", "#9aa5b1"), ("fine_tuned", "#2f6db5"))):
         means, lows, highs = [], [], []
         for field in fields:
-            values = generations[(generations["field"] == field) & (generations["model"] == model)][metric].dropna().to_numpy()
+            chosen = (generations["field"] == field) & (generations["model"] == model)
+            values = generations.loc[chosen, metric].dropna().to_numpy()  # a failed judgement is no zero
             mean = float(values.mean()) if len(values) else float("nan")
             low, high = _mean_ci(values, seed) if len(values) > 1 else (mean, mean)
             means.append(mean)
