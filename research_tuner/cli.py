@@ -107,7 +107,7 @@ def run_pipeline(args) -> int:
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             raise _Stopped(label) from None
         if not result.success:
-            if stop.arrived.wait(0.5 if stop.received is None else 0):
+            if stop.arrived.wait(0.5):
                 raise _Stopped(label, result.run_id)
             raise SystemExit(f"{label} failed (run {result.run_id}); see the log above or the Dagster UI")
         print(f"   {label} done in {time.monotonic() - t0:.0f} s", flush=True)
@@ -122,6 +122,7 @@ def run_pipeline(args) -> int:
                 launch("evaluation_job", field)
             launch("report_job")
         except (_Stopped, KeyboardInterrupt) as exc:
+            stop.arrived.wait(0.5)  # the watcher thread names the signal a moment after it arrives
             where = f" during {exc}" if isinstance(exc, _Stopped) else ""
             print(f"\nStopped by {stop.name}{where}. Partitions already written stay in the data lake ({lake}) and "
                   "teacher answers in the cache; run the same command again to resume.", file=sys.stderr, flush=True)
