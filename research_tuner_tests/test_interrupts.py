@@ -103,3 +103,28 @@ def test_research_tuner_run_stops_promptly_on_sigterm(tmp_path, tiny_model_dir):
     statuses = [run.status for run in instance.get_runs()]
     instance.dispose()
     assert statuses == [dg.DagsterRunStatus.FAILURE]
+
+
+def test_a_second_signal_exits_at_once_even_if_the_first_was_swallowed(tmp_path):
+    """Dagster only notes an interrupt while it waits out a retry delay; a second SIGTERM must still end it."""
+    script = (
+        "import time\n"
+        "from research_tuner.interrupts import StopSignals\n"
+        "with StopSignals():\n"
+        "    print('ready', flush=True)\n"
+        "    for _ in range(600):\n"
+        "        try:\n"
+        "            time.sleep(0.1)\n"
+        "        except KeyboardInterrupt:\n"
+        "            pass  # swallowed, like a step that keeps going\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the first signal only asks the step to stop"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "SIGTERM received: stopping" in err and "SIGTERM received again: exiting now" in err
