@@ -73,9 +73,11 @@ def _instance():
 
 
 def run_pipeline(args) -> int:
+    import dagster as dg
     from transformers.utils import logging as hf_logging
 
     from research_tuner.definitions import defs
+    from research_tuner.interrupts import StopSignals
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
 
@@ -98,23 +100,43 @@ def run_pipeline(args) -> int:
         label = f"{job_name}" + (f" [{partition}]" if partition else "")
         t0 = time.monotonic()
         print(f"-> {label}", flush=True)
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
-        )
+        try:
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
+            )
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
+            raise _Stopped(label) from None
         if not result.success:
+            if stop.arrived.wait(0.5):
+                raise _Stopped(label, result.run_id)
             raise SystemExit(f"{label} failed (run {result.run_id}); see the log above or the Dagster UI")
         print(f"   {label} done in {time.monotonic() - t0:.0f} s", flush=True)
 
     print(f"profile {profile.name}, {len(fields)} field(s), data lake {lake}")
-    for field in fields:
-        launch("data_job", field)
-    launch("training_job")
-    for field in fields:
-        launch("evaluation_job", field)
-    launch("report_job")
+    with StopSignals() as stop:
+        try:
+            for field in fields:
+                launch("data_job", field)
+            launch("training_job")
+            for field in fields:
+                launch("evaluation_job", field)
+            launch("report_job")
+        except (_Stopped, KeyboardInterrupt) as exc:
+            stop.arrived.wait(0.5)  # the watcher thread names the signal a moment after it arrives
+            where = f" during {exc}" if isinstance(exc, _Stopped) else ""
+            print(f"\nStopped by {stop.name}{where}. Partitions already written stay in the data lake ({lake}) and "
+                  "teacher answers in the cache; run the same command again to resume.", file=sys.stderr, flush=True)
+            return stop.exit_code
     print(f"\nwhole graph done in {time.monotonic() - started:.0f} s\n")
     print_table(lake)
     return 0
+
+
+class _Stopped(Exception):
+    """A job ended because SIGINT or SIGTERM arrived; str() says which job (and run)."""
+
+    def __init__(self, label: str, run_id: str | None = None):
+        super().__init__(label + (f" (run {run_id})" if run_id else ""))
 
 
 def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -124,9 +146,12 @@ def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def print_table(lake: str) -> None:
     scores, comparison = evaluation_table(lake)
-    shown = scores[["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]]
+    columns = ["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]
+    shown = scores[columns + [c for c in ("judge_score", "judge_n", "judge_failed") if c in scores.columns]]
     print("Evaluation per field (mean scores against the teacher's approach):")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if "judge_score" in scores.columns:
+        print("(judge_score: the LLM judge's mean grade, 0-5, over judge_n answers; judge_failed were unreadable)")
     overall = comparison[comparison["field"] == "all"]
     print("\nOver all fields: fine_tuned vs base (paired delta, 95% bootstrap CI, relative change):")
     for row in overall.itertuples():

@@ -47,6 +47,7 @@ class TeacherResource(dg.ConfigurableResource):
 
     cache_path: str = Field(default="", description="SQLite response cache. Default: <work_dir>/teacher_cache.sqlite")
     _teacher: CachedTeacher | None = PrivateAttr(default=None)
+    _judge: CachedTeacher | None = PrivateAttr(default=None)
 
     def get(self, settings: PipelineSettings) -> CachedTeacher:
         """The teacher for these settings; built once per run (a local model loads once)."""
@@ -55,10 +56,22 @@ class TeacherResource(dg.ConfigurableResource):
             self._teacher = build_teacher(settings.resolve().teacher, path)
         return self._teacher
 
+    def get_judge(self, settings: PipelineSettings) -> CachedTeacher:
+        """The LLM-as-judge: the teacher's backend and cache, with evaluation.judge.model when set."""
+        profile = settings.resolve()
+        model = profile.evaluation.judge.model or profile.teacher.model
+        if model == profile.teacher.model:
+            return self.get(settings)
+        if self._judge is None:
+            path = self.cache_path or str(settings.work_path() / "teacher_cache.sqlite")
+            self._judge = build_teacher(profile.teacher.model_copy(update={"model": model}), path)
+        return self._judge
+
     def teardown_after_execution(self, context) -> None:
-        if self._teacher is not None:
-            self._teacher.close()
-            self._teacher = None
+        for teacher in (self._teacher, self._judge):
+            if teacher is not None:
+                teacher.close()
+        self._teacher = self._judge = None
 
 
 def default_settings() -> PipelineSettings:

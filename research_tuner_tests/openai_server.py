@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from research_tuner.lib.sections import SECTIONS
+from research_tuner.lib.judge import RESPONSE_CLOSE, RESPONSE_OPEN
+from research_tuner.lib.sections import SECTIONS, present_sections
 
 
 @dataclass
@@ -87,9 +88,35 @@ def _digest(*parts: str) -> int:
     return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16)
 
 
+def is_judge_request(messages: list[dict]) -> bool:
+    return RESPONSE_OPEN in messages[-1]["content"] and "Grade the RESPONSE" in messages[-1]["content"]
+
+
+def fake_judgement(response: str) -> dict[str, int]:
+    """The fake judge's scores, a known function of the graded text: each of the 7 sections present scores
+    5, 4, 3, 5, 4, 3, 5 in order (distinct neighbours, so a mixed-up column shows), absent ones 0; feasibility
+    is the number of sections present, capped at 5."""
+    present = set(present_sections(response))
+    scores = {re.sub(r"[^a-z]+", "_", s.lower()): (5 - i % 3 if s in present else 0) for i, s in enumerate(SECTIONS)}
+    return scores | {"feasibility": min(5, len(present))}
+
+
+def _judge_answer(user: str, wants_json: bool) -> str:
+    start = user.index(RESPONSE_OPEN) + len(RESPONSE_OPEN)
+    response = user[start : user.rindex(RESPONSE_CLOSE)]
+    scores = fake_judgement(response)
+    if wants_json:
+        return json.dumps({"rationale": f"{sum(1 for v in list(scores.values())[:7] if v)} of 7 sections.", **scores})
+    # A server that ignores response_format: prose with one 'Name: n/5' line per criterion.
+    lines = [f"- **{name.replace('_', ' ').title()}**: {value}/5" for name, value in scores.items()]
+    return "Here is my assessment.\n" + "\n".join(lines)
+
+
 def answer_for(messages: list[dict], wants_json: bool) -> str:
     """What a well-behaved teacher says to this conversation."""
     user = messages[-1]["content"]
+    if is_judge_request(messages):
+        return _judge_answer(user, wants_json)
     if wants_json or '"questions"' in user:
         n = int(re.search(r"Write (\d+) distinct", user).group(1)) if "distinct" in user else 5
         sub = re.search(r"subdomain '([^']+)'", user)
@@ -147,6 +174,8 @@ class FakeOpenAIServer:
         self.batch_release = threading.Event()  # batches stay in progress until this is set
         self.batch_release.set()
         self.batch_delay_s = 0.0
+        self.malformed_judgements = False  # every judge request gets an answer without scores
+        self.ignore_response_format = False  # answer as a server without structured output would
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -291,8 +320,10 @@ class FakeOpenAIServer:
             return fault.status, {"error": {"message": f"injected {fault.status}"}}
         if fault and fault.body is not None:
             return 200, fault.body
-        wants_json = bool(body.get("response_format"))
+        wants_json = bool(body.get("response_format")) and not self.ignore_response_format
         text = answer_for(body["messages"], wants_json)
+        if self.malformed_judgements and is_judge_request(body["messages"]):
+            text = "A thoughtful proposal overall; I would give it a solid grade."
         finish = "stop"
         refusal = None
         if fault:
@@ -410,7 +441,7 @@ class FakeOpenAIServer:
             app.router.add_post("/v1/batches", self._create_batch)
             app.router.add_get("/v1/batches", self._list_batches)
             app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)  # slow answers must not stall exit
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, 0)
             self._loop.run_until_complete(site.start())
@@ -424,8 +455,15 @@ class FakeOpenAIServer:
             raise RuntimeError("the fake OpenAI server did not start")
         return self
 
+    async def _shutdown(self) -> None:
+        await self._runner.cleanup()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:  # answers still waiting out a delay
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def __exit__(self, *exc) -> None:
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

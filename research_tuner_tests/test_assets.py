@@ -60,6 +60,7 @@ def loopback_run(tmp_path_factory, tiny_model_dir):
             "--set", "training.max_length=256",
             "--set", "training.gradient_checkpointing=false",
             "--set", "evaluation.max_new_tokens=12",
+            "--set", "evaluation.judge.enabled=true",
         ]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -92,6 +93,9 @@ def test_whole_graph_writes_every_asset(loopback_run):
     assert (report / "figure1_rouge_l.png").stat().st_size > 1000
     assert (report / "figure2_meteor.png").stat().st_size > 1000
     assert "Evaluation per field" in out and "fine_tuned" in out and str(lake) in out
+    judgements = read_parquet(UPath(lake) / "eval_judgements" / "arts.parquet")
+    assert len(judgements) == len(generations) and (judgements["status"] == "ok").all()
+    assert "judge_score" in scores.columns and "judge_score" in out
 
 
 def test_the_api_key_is_written_nowhere(loopback_run):

@@ -6,7 +6,7 @@ from research_tuner.definitions import defs
 from research_tuner.partitions import FIELDS
 
 PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split",
-               "eval_generations", "eval_scores"]
+               "eval_generations", "eval_judgements", "eval_scores"]
 
 
 def test_assets_and_lineage():
@@ -20,7 +20,9 @@ def test_assets_and_lineage():
     assert parents["dataset_split"] == {"approaches"}
     assert parents["lora_adapter"] == {"dataset_split"}
     assert parents["eval_generations"] == {"dataset_split", "lora_adapter"}
-    assert parents["eval_scores"] == {"eval_generations"}
+    assert parents["eval_judgements"] == {"eval_generations"}
+    assert parents["eval_scores"] == {"eval_generations", "eval_judgements"}
+    assert parents["eval_report"] == {"eval_generations", "eval_judgements", "eval_scores"}
 
 
 def test_field_partitions():

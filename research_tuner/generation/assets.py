@@ -4,6 +4,7 @@ from contextlib import contextmanager
 import dagster as dg
 import pandas as pd
 
+from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lib.approaches import generate_approaches
 from research_tuner.lib.questions import generate_questions
 from research_tuner.lib.sections import missing_sections
@@ -50,6 +51,7 @@ def subdomains(context: dg.AssetExecutionContext, settings: PipelineSettings) ->
     retry_policy=TEACHER_RETRY,
     description="Research questions the teacher wrote for each subdomain, one row per parsed question.",
 )
+@stop_on_interrupt
 def raw_questions(
     context: dg.AssetExecutionContext, settings: PipelineSettings, teacher: TeacherResource, subdomains: pd.DataFrame
 ) -> pd.DataFrame:
@@ -92,6 +94,7 @@ def raw_questions(
                           description="Questions whose approach stayed invalid after the retries (not written)."),
     ],
 )
+@stop_on_interrupt
 def approaches(
     context: dg.AssetExecutionContext,
     settings: PipelineSettings,

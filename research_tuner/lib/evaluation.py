@@ -53,8 +53,18 @@ def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: 
     return frame[GENERATION_COLUMNS]
 
 
-def summarise(generations: pd.DataFrame) -> pd.DataFrame:
-    """One row per (field, model): n, mean ROUGE-L, METEOR, section coverage, share stopped at the limit."""
+def with_judge_scores(generations: pd.DataFrame, judgements: pd.DataFrame | None) -> pd.DataFrame:
+    """The generations with a judge_score column (nan where the judgement failed) when any judgement
+    succeeded; unchanged, with no such column, when the judge was off."""
+    if judgements is None or not (judgements["status"] == "ok").any():
+        return generations
+    ok = judgements.loc[judgements["status"] == "ok", ["question_id", "model", "judge_score"]]
+    return generations.merge(ok, on=["question_id", "model"], how="left", validate="one_to_one")
+
+
+def summarise(generations: pd.DataFrame, judgements: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (field, model): n, mean ROUGE-L, METEOR, section coverage, share stopped at the limit;
+    with judge scores, their mean over the answers graded (judge_n) and the failed judgements."""
     grouped = generations.groupby(["field", "model"], sort=True)
     table = grouped.agg(
         n=("question_id", "size"),
@@ -63,4 +73,11 @@ def summarise(generations: pd.DataFrame) -> pd.DataFrame:
         section_coverage=("section_coverage", "mean"),
         hit_token_limit=("finish_reason", lambda s: float((s == "length").mean())),
     ).reset_index()
+    if judgements is not None and (judgements["status"] == "ok").any():
+        judged = judgements.groupby(["field", "model"], sort=True).agg(
+            judge_score=("judge_score", "mean"),  # nan rows (failures) are skipped by the mean
+            judge_n=("status", lambda s: int((s == "ok").sum())),
+            judge_failed=("status", lambda s: int((s == "failed").sum())),
+        ).reset_index()
+        table = table.merge(judged, on=["field", "model"], how="left")
     return table

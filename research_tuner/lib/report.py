@@ -13,27 +13,37 @@ import pandas as pd  # noqa: E402
 
 from research_tuner.lib.stats import paired_bootstrap_ci, relative_improvement  # noqa: E402
 
-METRIC_TITLES = {"rouge_l": "ROUGE-L", "meteor": "METEOR", "section_coverage": "Section coverage"}
+METRIC_TITLES = {"rouge_l": "ROUGE-L", "meteor": "METEOR", "section_coverage": "Section coverage",
+                 "judge_score": "LLM-judge score (0-5)"}
 
 
 def comparison_table(generations: pd.DataFrame, metrics=("rouge_l", "meteor", "section_coverage"),
                      seed: int = 0) -> pd.DataFrame:
-    """Per field and over all fields: both means, the paired delta with its 95% CI, the gain in %."""
+    """Per field and over all fields: both means, the paired delta with its 95% CI, the gain in %.
+
+    Only questions with a score for both models count (a failed judgement leaves a gap, never a zero);
+    n says how many there were.
+    """
     rows = []
     groups = [(field, g) for field, g in generations.groupby("field", sort=True)] + [("all", generations)]
     for field, group in groups:
-        paired = group.pivot_table(index="question_id", columns="model", values=list(metrics))
         for metric in metrics:
-            base = paired[(metric, "base")].to_numpy()
-            tuned = paired[(metric, "fine_tuned")].to_numpy()
+            paired = group.pivot(index="question_id", columns="model", values=metric)
+            paired = paired.reindex(columns=["base", "fine_tuned"]).dropna()
+            base = paired["base"].to_numpy(dtype=float)
+            tuned = paired["fine_tuned"].to_numpy(dtype=float)
             delta, low, high = paired_bootstrap_ci(base, tuned, seed=seed)
             rows.append({
                 "field": field, "metric": metric, "n": len(base),
-                "base": float(np.mean(base)), "fine_tuned": float(np.mean(tuned)),
+                "base": _mean(base), "fine_tuned": _mean(tuned),
                 "delta": delta, "delta_ci_low": low, "delta_ci_high": high,
-                "improvement_pct": relative_improvement(float(np.mean(base)), float(np.mean(tuned))),
+                "improvement_pct": relative_improvement(_mean(base), _mean(tuned)),
             })
     return pd.DataFrame(rows)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else float("nan")
 
 
 def _mean_ci(values: np.ndarray, seed: int) -> tuple[float, float]:
@@ -49,7 +59,8 @@ def grouped_bars(generations: pd.DataFrame, metric: str, path: Path, seed: int =
     for offset, (model, colour) in zip((-0.2, 0.2), (("base", "#9aa5b1"), ("fine_tuned", "#2f6db5"))):
         means, lows, highs = [], [], []
         for field in fields:
-            values = generations[(generations["field"] == field) & (generations["model"] == model)][metric].to_numpy()
+            chosen = (generations["field"] == field) & (generations["model"] == model)
+            values = generations.loc[chosen, metric].dropna().to_numpy()  # a failed judgement is no zero
             mean = float(values.mean()) if len(values) else float("nan")
             low, high = _mean_ci(values, seed) if len(values) > 1 else (mean, mean)
             means.append(mean)

@@ -80,6 +80,30 @@ def response_from_completion(req: TeacherRequest, completion) -> TeacherResponse
     return TeacherResponse(text, choice.finish_reason or "stop", *_token_counts(completion))
 
 
+def run_interruptibly(coro):
+    """asyncio.run, except that an interrupt raised inside an event-loop callback stops the loop and is
+    re-raised. (A signal handler such as Dagster's, which raises a BaseException on SIGTERM, can fire
+    while the loop runs a transport callback; asyncio would log that exception and carry on.)"""
+    interrupts: list[BaseException] = []
+
+    def keep_interrupts(loop, context) -> None:
+        exc = context.get("exception")
+        if exc is not None and not isinstance(exc, Exception):
+            interrupts.append(exc)
+            loop.stop()
+            return
+        loop.default_exception_handler(context)
+
+    with asyncio.Runner() as runner:
+        runner.get_loop().set_exception_handler(keep_interrupts)
+        try:
+            return runner.run(coro)
+        except RuntimeError:
+            if interrupts:
+                raise interrupts[0] from None
+            raise
+
+
 class OpenAITeacher:
     def __init__(
         self,
@@ -113,7 +137,7 @@ class OpenAITeacher:
         progress: Progress | None = None,
         on_response: OnResponse | None = None,
     ) -> list[TeacherResponse | TeacherFailure]:
-        return asyncio.run(self._complete_all(requests, usage, progress, on_response))
+        return run_interruptibly(self._complete_all(requests, usage, progress, on_response))
 
     async def _complete_all(self, requests, usage: Usage, progress, on_response):
         client = openai.AsyncOpenAI(**self._client_args)
