@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from research_tuner.executors import TORCH_STEP_TAGS
 from research_tuner.lib.evaluation import answer_both, summarise
 from research_tuner.lib.metrics import metric_data_info
 from research_tuner.lib.report import comparison_table, grouped_bars
@@ -21,6 +22,7 @@ GROUP = "evaluation"
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "parquet"},
+    op_tags=TORCH_STEP_TAGS,
     partitions_def=field_partitions,
     description="Base and fine-tuned answers to validation questions (N per subdomain), greedy, same token "
     "limit, scored against the teacher's approach with ROUGE-L and METEOR.",

@@ -1,0 +1,48 @@
+"""How runs launched from the UI execute: one process per step, with the torch steps kept apart.
+
+Teacher steps wait on the network and run side by side; steps that run a model on the CPU (training,
+evaluation generation) do not: two torch processes on 2 cores slow each other 4-8x (OpenMP threads
+fighting over cores). So the multiprocess executor caps steps tagged `TORCH_STEP_TAGS` at
+`RESEARCH_TUNER_TORCH_STEPS` (default 1) at a time, and each such step uses at most
+cores / that many threads. The CLI (`research-tuner run`) runs in one process, one step at a time.
+
+Across runs, the queued run coordinator in deploy/dagster.yaml keeps one run at a time on a laptop.
+"""
+
+import os
+
+import dagster as dg
+
+#: Op tag on the steps that run torch on this machine.
+TORCH_TAG_KEY = "research_tuner/cpu"
+TORCH_STEP_TAGS = {TORCH_TAG_KEY: "torch"}
+
+
+def torch_steps_at_once() -> int:
+    return max(1, int(os.environ.get("RESEARCH_TUNER_TORCH_STEPS", "1")))
+
+
+def torch_threads_per_step() -> int:
+    """RESEARCH_TUNER_TORCH_THREADS, else the cores shared out among the torch steps that may run at once."""
+    explicit = os.environ.get("RESEARCH_TUNER_TORCH_THREADS")
+    if explicit:
+        return max(1, int(explicit))
+    return max(1, (os.cpu_count() or 1) // torch_steps_at_once())
+
+
+def cap_torch_threads() -> None:
+    """Set OMP_NUM_THREADS for the step processes this process starts (they read it when torch loads)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads_per_step()))
+
+
+def local_executor() -> dg.ExecutorDefinition:
+    """The multiprocess executor with the torch-step limit; other steps up to RESEARCH_TUNER_MAX_STEPS."""
+    return dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": int(os.environ.get("RESEARCH_TUNER_MAX_STEPS", "4")),
+            "tag_concurrency_limits": [
+                {"key": TORCH_TAG_KEY, "value": "torch", "limit": torch_steps_at_once()},
+            ],
+        },
+        name="research_tuner_multiprocess",
+    )
