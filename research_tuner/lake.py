@@ -54,11 +54,15 @@ def copy_folder_atomic(source: Path, target: UPath) -> None:
 
 
 def _move_folder(source: UPath, target: UPath) -> None:
-    """A rename on a local disk; a recursive move on object stores, which have no folders to rename."""
+    """A rename on a local disk; on object stores, which have no folders to rename, a copy of each object
+    and then the removal of the source (fsspec's recursive mv trips over S3's implied folder keys)."""
     if _is_local(source):
         source.rename(target)
-    else:
-        source.fs.mv(source.path, target.path, recursive=True)
+        return
+    fs, prefix, dest = source.fs, source.path.rstrip("/"), target.path.rstrip("/")
+    for key in fs.find(prefix):
+        fs.copy(key, f"{dest}/{key[len(prefix) + 1:]}")
+    fs.rm(prefix, recursive=True)
 
 
 def _is_local(path: UPath) -> bool:
