@@ -7,7 +7,7 @@ import dagster as dg
 from research_tuner.automation import record_run_failures, regeneration_schedule
 from research_tuner.curation import assets as curation
 from research_tuner.evaluation import assets as evaluation
-from research_tuner.executors import cap_torch_threads, local_executor
+from research_tuner.executors import cap_torch_threads, executor_from_env
 from research_tuner.generation import assets as generation
 from research_tuner.jobs import ALL_JOBS
 from research_tuner.lake import ParquetLakeIOManager
@@ -26,7 +26,7 @@ defs = dg.Definitions(
     jobs=ALL_JOBS,
     schedules=[regeneration_schedule],
     sensors=[record_run_failures],
-    executor=local_executor(),
+    executor=executor_from_env(),
     resources={
         "io_manager": ParquetLakeIOManager(root=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")),
         "settings": default_settings(),

@@ -7,11 +7,19 @@ fighting over cores). So the multiprocess executor caps steps tagged `TORCH_STEP
 cores / that many threads. The CLI (`research-tuner run`) runs in one process, one step at a time.
 
 Across runs, the queued run coordinator in deploy/dagster.yaml keeps one run at a time on a laptop.
+
+On a cluster, RESEARCH_TUNER_EXECUTOR=k8s runs each step in its own Kubernetes pod (dagster-k8s's
+k8s_job_executor; deploy/k8s/ has the run config that gives the torch steps a GPU and the teacher its
+key from a Secret).
 """
 
 import os
 
 import dagster as dg
+
+from research_tuner.settings import SettingsError
+
+EXECUTORS = ("multiprocess", "in_process", "k8s")
 
 #: Op tag on the steps that run torch on this machine.
 TORCH_TAG_KEY = "research_tuner/cpu"
@@ -46,3 +54,19 @@ def local_executor() -> dg.ExecutorDefinition:
         },
         name="research_tuner_multiprocess",
     )
+
+
+def executor_from_env() -> dg.ExecutorDefinition:
+    """The executor named by RESEARCH_TUNER_EXECUTOR: multiprocess (default), in_process or k8s."""
+    kind = os.environ.get("RESEARCH_TUNER_EXECUTOR", "multiprocess")
+    if kind == "multiprocess":
+        return local_executor()
+    if kind == "in_process":
+        return dg.in_process_executor
+    if kind == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise SettingsError("RESEARCH_TUNER_EXECUTOR=k8s needs dagster-k8s: pip install 'research_tuner[k8s]'") from None
+        return k8s_job_executor
+    raise SettingsError(f"RESEARCH_TUNER_EXECUTOR={kind!r}: choose one of {', '.join(EXECUTORS)}")
