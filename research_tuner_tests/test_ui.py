@@ -176,6 +176,7 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
                          "the plot image")
         wait_for(browser, lambda: image.get_property("naturalWidth") > 300, "the plot to decode")
         assert figure in dialog.text
+        time.sleep(1)  # let the dialog's fade-in finish before the screenshot
         shot(browser, f"{3 + index}_eval_report_{figure}")
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
         wait_for(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "[role=dialog]"), "the dialog to close")
