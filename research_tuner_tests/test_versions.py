@@ -135,3 +135,36 @@ def test_dagster_reports_exactly_the_changed_assets_stale(monkeypatch):
         assert dg.materialize(original, selection=["lora_adapter"], instance=instance).success
         retrained = stand_ins(load_profile("paper", overrides={"training": {"learning_rate": 1e-4}}))
         assert stale_assets(instance, retrained) == {"lora_adapter": "CODE"}
+
+
+def test_new_data_from_the_teacher_marks_what_follows_stale_and_identical_bytes_do_not(tmp_path, monkeypatch):
+    """A new generation round changes what the teacher writes but no code version: the lake's content
+    hashes are what make the downstream assets stale."""
+    import os
+
+    from research_tuner.lake import ParquetLakeIOManager
+
+    @dg.asset(partitions_def=parts, code_version="1")
+    def questions(context) -> pd.DataFrame:
+        return pd.DataFrame({"field": [context.partition_key], "round": [os.environ["RT_TEST_ROUND"]]})
+
+    @dg.asset(partitions_def=parts, code_version="1")
+    def split(questions: pd.DataFrame) -> pd.DataFrame:
+        return questions.assign(split="train")
+
+    resources = {"io_manager": ParquetLakeIOManager(root=str(tmp_path))}
+    with dg.instance_for_test() as instance:
+        monkeypatch.setenv("RT_TEST_ROUND", "0")
+        for field in ("arts", "humanities"):
+            assert dg.materialize([questions, split], partition_key=field, instance=instance,
+                                  resources=resources).success
+        assert stale_assets(instance, [questions, split]) == {}
+        first = instance.get_latest_materialization_event(questions.key).asset_materialization.tags
+        # the same bytes again (a rerun answered from the teacher's cache): nothing downstream is stale
+        assert dg.materialize([questions], partition_key="humanities", instance=instance, resources=resources).success
+        assert stale_assets(instance, [questions, split]) == {}
+        monkeypatch.setenv("RT_TEST_ROUND", "1")  # the schedule's new round: new data, same code
+        assert dg.materialize([questions], partition_key="arts", instance=instance, resources=resources).success
+        assert stale_assets(instance, [questions, split]) == {"split[arts]": "DATA"}
+        latest = instance.get_latest_materialization_event(questions.key).asset_materialization.tags
+        assert latest["dagster/data_version"] != first["dagster/data_version"]
