@@ -98,3 +98,20 @@ def test_threads_per_torch_step(monkeypatch):
     assert executors.torch_threads_per_step() == 8
     monkeypatch.setenv("RESEARCH_TUNER_TORCH_THREADS", "3")
     assert executors.torch_threads_per_step() == 3
+
+
+def test_a_torch_step_process_keeps_to_its_share_of_the_cores():
+    """Two torch steps allowed at once on this machine: each step process trains with cores / 2 threads."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RESEARCH_TUNER_TORCH_STEPS": "2", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("OMP_NUM_THREADS", None)
+    env.pop("RESEARCH_TUNER_TORCH_THREADS", None)
+    code = ("import os; from research_tuner import executors; executors.cap_torch_threads(); "
+            "import torch; from research_tuner.lib.training import _use_all_cores; _use_all_cores(); "
+            "print(torch.get_num_threads(), os.cpu_count())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    threads, cores = map(int, out.stdout.split()[-2:])
+    assert threads == max(1, cores // 2)
