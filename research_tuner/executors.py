@@ -26,16 +26,23 @@ TORCH_TAG_KEY = "research_tuner/cpu"
 TORCH_STEP_TAGS = {TORCH_TAG_KEY: "torch"}
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number of at least 1")
+    return int(raw)
+
+
 def torch_steps_at_once() -> int:
-    return max(1, int(os.environ.get("RESEARCH_TUNER_TORCH_STEPS", "1")))
+    return _positive_int_env("RESEARCH_TUNER_TORCH_STEPS", 1)
 
 
 def torch_threads_per_step() -> int:
     """RESEARCH_TUNER_TORCH_THREADS, else the cores shared out among the torch steps that may run at once."""
-    explicit = os.environ.get("RESEARCH_TUNER_TORCH_THREADS")
-    if explicit:
-        return max(1, int(explicit))
-    return max(1, (os.cpu_count() or 1) // torch_steps_at_once())
+    explicit = _positive_int_env("RESEARCH_TUNER_TORCH_THREADS", 0)  # 0: not set
+    return explicit or max(1, (os.cpu_count() or 1) // torch_steps_at_once())
 
 
 def cap_torch_threads() -> None:
@@ -47,7 +54,7 @@ def local_executor() -> dg.ExecutorDefinition:
     """The multiprocess executor with the torch-step limit; other steps up to RESEARCH_TUNER_MAX_STEPS."""
     return dg.multiprocess_executor.configured(
         {
-            "max_concurrent": int(os.environ.get("RESEARCH_TUNER_MAX_STEPS", "4")),
+            "max_concurrent": _positive_int_env("RESEARCH_TUNER_MAX_STEPS", 4),
             "tag_concurrency_limits": [
                 {"key": TORCH_TAG_KEY, "value": "torch", "limit": torch_steps_at_once()},
             ],

@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from research_tuner import executors
+from research_tuner.settings import SettingsError
 
 
 def _wait_for(predicate, timeout: float) -> bool:
@@ -98,6 +100,9 @@ def test_threads_per_torch_step(monkeypatch):
     assert executors.torch_threads_per_step() == 8
     monkeypatch.setenv("RESEARCH_TUNER_TORCH_THREADS", "3")
     assert executors.torch_threads_per_step() == 3
+    monkeypatch.setenv("RESEARCH_TUNER_TORCH_STEPS", "two")
+    with pytest.raises(SettingsError, match="RESEARCH_TUNER_TORCH_STEPS='two': expected a whole number"):
+        executors.torch_steps_at_once()
 
 
 def test_a_torch_step_process_keeps_to_its_share_of_the_cores():
