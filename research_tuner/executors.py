@@ -77,3 +77,13 @@ def executor_from_env() -> dg.ExecutorDefinition:
             raise SettingsError("RESEARCH_TUNER_EXECUTOR=k8s needs dagster-k8s: pip install 'research_tuner[k8s]'") from None
         return k8s_job_executor
     raise SettingsError(f"RESEARCH_TUNER_EXECUTOR={kind!r}: choose one of {', '.join(EXECUTORS)}")
+
+
+def network_retry_policy() -> dg.RetryPolicy:
+    """Steps that call a network retry twice, after about 30 s and 60 s (RESEARCH_TUNER_RETRY_DELAY_S)."""
+    raw = os.environ.get("RESEARCH_TUNER_RETRY_DELAY_S", "30")
+    try:
+        delay = float(raw)
+    except ValueError:
+        raise SettingsError(f"RESEARCH_TUNER_RETRY_DELAY_S={raw!r}: expected seconds, e.g. 30") from None
+    return dg.RetryPolicy(max_retries=2, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)

@@ -31,6 +31,33 @@ query Status($runId: ID!) {
 }
 """
 
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
+STEP_STATS = """
+query Steps($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { status stepStats { stepKey status attempts { startTime } } } }
+}
+"""
+
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 REPOSITORIES = """
 { repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name } } }
                         ... on PythonError { message } } }
@@ -121,6 +148,25 @@ class DagsterDev:
         if result["__typename"] != "LaunchRunSuccess":
             raise RuntimeError(f"launching {job} [{partition}] failed: {result}")
         return result["run"]["runId"]
+
+    def reexecute_from_failure(self, run_id: str) -> str:
+        result = self.graphql(REEXECUTE, {"params": {"parentRunId": run_id, "strategy": "FROM_FAILURE"}})
+        result = result["launchRunReexecution"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"re-executing {run_id} failed: {result}")
+        return result["run"]["runId"]
+
+    def step_stats(self, run_id: str) -> dict[str, dict]:
+        run = self.graphql(STEP_STATS, {"runId": run_id})["runOrError"]
+        return {s["stepKey"]: s for s in run["stepStats"]}
+
+    def start_sensor(self, name: str) -> str:
+        location, repository = self.location
+        selector = {"repositoryLocationName": location, "repositoryName": repository, "sensorName": name}
+        result = self.graphql(START_SENSOR, {"selector": selector})["startSensor"]
+        if result["__typename"] != "Sensor":
+            raise RuntimeError(f"starting sensor {name} failed: {result}")
+        return result["sensorState"]["status"]
 
     def wait(self, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout

@@ -1,8 +1,9 @@
 """The web UI as a person uses it: scripts/ui.sh starts `dagster dev` (webserver + daemon) on 127.0.0.1,
 runs are launched through the GraphQL API (paper profile against the loopback OpenAI server, tiny
 student), and a real headless Chromium checks the asset graph, the field partitions and the evaluation
-plot. Screenshots go to test-artifacts/ui/. Also: the webserver listens on loopback only, and the API
-key is nowhere in what the UI's runs wrote (lake, work dir, instance storage, compute logs, server log)."""
+plot. Screenshots go to test-artifacts/ui/. Also: the webserver listens on loopback only; a field whose
+teacher calls fail is recorded by the failure sensor and reruns from failure alone; and the API key is
+nowhere in what the UI's runs wrote (lake, work dir, instance storage, compute logs, server log)."""
 
 import json
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from research_tuner_tests.dagster_ui import REPO, DagsterDev
-from research_tuner_tests.openai_server import FakeOpenAIServer
+from research_tuner_tests.openai_server import Fault, FakeOpenAIServer
 from research_tuner_tests.pg_server import free_port
 from research_tuner_tests.secrets_scan import files_containing, sqlite_row_count
 
@@ -33,7 +34,7 @@ def ui(tmp_path_factory, tiny_model_dir):
     with FakeOpenAIServer() as server:
         profile = tmp / "profile.yaml"  # what a person would put in RESEARCH_TUNER_CONFIG
         profile.write_text(json.dumps({
-            "teacher": {"base_url": server.base_url, "questions_per_request": 4},
+            "teacher": {"base_url": server.base_url, "questions_per_request": 4, "max_retries": 0},
             "generation": {"subdomains_per_field": 2, "questions_per_subdomain": 8},
             "training": {"base_model": str(tiny_model_dir), "epochs": 1, "max_length": 256,
                          "gradient_checkpointing": False},
@@ -47,6 +48,7 @@ def ui(tmp_path_factory, tiny_model_dir):
             "RESEARCH_TUNER_WORK": str(tmp / "work"),
             "OPENAI_API_KEY": SECRET,
             "PYTHONPATH": str(REPO),  # the checkout under test wins over any installed copy
+            "RESEARCH_TUNER_RETRY_DELAY_S": "0.2",  # the teacher steps' retry policy, without the 30 s waits
         }
         env.pop("RESEARCH_TUNER_UI_HOST", None)
         with DagsterDev(free_port(), env, tmp / "dagster_dev.log") as dev:
@@ -180,6 +182,49 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         shot(browser, f"{3 + index}_eval_report_{figure}")
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
         wait_for(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "[role=dialog]"), "the dialog to close")
+
+
+def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
+    dev, tmp, runs, server = ui
+    lake = tmp / "lake"
+    arts_files = {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")}
+    assert len(arts_files) == 7
+    assert dev.start_sensor("record_run_failures") == "RUNNING"
+    # the teacher server answers 503 to everything while humanities runs: all 3 attempts of the step fail
+    server.inject(*[Fault(status=503) for _ in range(500)])
+    failed = dev.launch("data_job", "humanities")
+    assert dev.wait(failed) == "FAILURE"
+    steps = dev.step_stats(failed)
+    assert steps["subdomains"]["status"] == "SUCCESS"
+    assert steps["raw_questions"]["status"] == "FAILURE" and len(steps["raw_questions"]["attempts"]) == 3
+    assert "approaches" not in steps or steps["approaches"]["status"] != "SUCCESS"
+    runs.append(failed)
+
+    server.faults.clear()
+    before = server.requests
+    rerun = dev.reexecute_from_failure(failed)
+    assert dev.wait(rerun) == "SUCCESS"
+    runs.append(rerun)
+    steps = dev.step_stats(rerun)
+    assert "subdomains" not in steps  # done before the failure: not run again
+    assert {k for k, v in steps.items() if v["status"] == "SUCCESS"} >= {
+        "raw_questions", "deduped_questions", "approaches", "dataset_split"}
+    assert server.requests > before
+    assert (lake / "dataset_split" / "humanities.parquet").is_file()
+    assert {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")} == arts_files  # arts untouched
+
+    record_file = tmp / "dagster_home" / "run_failures.jsonl"
+    deadline = time.monotonic() + 90  # the sensor ticks every 30 s
+    while time.monotonic() < deadline and failed not in (record_file.read_text() if record_file.exists() else ""):
+        time.sleep(1)
+    records = [json.loads(line) for line in record_file.read_text().splitlines()]
+    record = next(r for r in records if r["run_id"] == failed)
+    assert record["partition"] == "humanities" and record["failed_steps"] == ["raw_questions"]
+
+    open_page(browser, f"{dev.url}/runs")
+    body = browser.find_element("tag name", "body")
+    wait_for(browser, lambda: failed[:8] in body.text and rerun[:8] in body.text, "both runs in the run list")
+    shot(browser, "5_runs_failed_and_rerun")
 
 
 def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
