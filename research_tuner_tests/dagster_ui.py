@@ -58,6 +58,24 @@ mutation Start($selector: SensorSelector!) {
 }
 """
 
+RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { loadStatus locationOrLoadError { __typename ... on PythonError { message } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STALE = """
+query Stale($key: AssetKeyInput!, $partition: String) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode { staleStatus(partition: $partition) staleCauses(partition: $partition) { category reason } }
+  }
+}
+"""
+
 REPOSITORIES = """
 { repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name } } }
                         ... on PythonError { message } } }
@@ -167,6 +185,17 @@ class DagsterDev:
         if result["__typename"] != "Sensor":
             raise RuntimeError(f"starting sensor {name} failed: {result}")
         return result["sensorState"]["status"]
+
+    def reload_code_location(self) -> None:
+        """What *Reload definitions* does: the code location imports the code (and the profile) again."""
+        result = self.graphql(RELOAD, {"name": self.location[0]})["reloadRepositoryLocation"]
+        error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
+        if result["__typename"] != "WorkspaceLocationEntry" or error:
+            raise RuntimeError(f"reloading the code location failed: {result}")
+
+    def stale(self, asset: str, partition: str | None = None) -> tuple[str, list[str]]:
+        node = self.graphql(STALE, {"key": {"path": [asset]}, "partition": partition})["assetNodeOrError"]
+        return node["staleStatus"], sorted({c["category"] for c in node["staleCauses"]})
 
     def wait(self, run_id: str, timeout: float = 300) -> str:
         deadline = time.monotonic() + timeout
