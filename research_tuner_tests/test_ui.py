@@ -184,6 +184,23 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         wait_for(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "[role=dialog]"), "the dialog to close")
 
 
+def test_a_changed_training_setting_shows_only_the_adapter_stale(ui, browser):
+    dev, tmp, *_ = ui
+    assert dev.stale("lora_adapter") == ("FRESH", [])
+    profile = tmp / "profile.yaml"
+    settings = json.loads(profile.read_text())
+    settings["training"]["lora_r"] = 8  # a person edits the profile, then clicks Reload definitions
+    profile.write_text(json.dumps(settings))
+    dev.reload_code_location()
+    assert dev.stale("lora_adapter") == ("STALE", ["CODE"])
+    for asset in ("dataset_split", "approaches", "eval_scores"):
+        assert dev.stale(asset, "arts") == ("FRESH", []), asset
+    open_page(browser, f"{dev.url}/assets/lora_adapter")
+    body = browser.find_element("tag name", "body")
+    wait_for(browser, lambda: "Unsynced" in body.text, "the Unsynced (stale) badge on lora_adapter")
+    shot(browser, "6_lora_adapter_stale")
+
+
 def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
     dev, tmp, runs, server = ui
     lake = tmp / "lake"
@@ -225,23 +242,6 @@ def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
     body = browser.find_element("tag name", "body")
     wait_for(browser, lambda: failed[:8] in body.text and rerun[:8] in body.text, "both runs in the run list")
     shot(browser, "5_runs_failed_and_rerun")
-
-
-def test_a_changed_training_setting_shows_only_the_adapter_stale(ui, browser):
-    dev, tmp, *_ = ui
-    assert dev.stale("lora_adapter") == ("FRESH", [])
-    profile = tmp / "profile.yaml"
-    settings = json.loads(profile.read_text())
-    settings["training"]["lora_r"] = 8  # a person edits the profile, then clicks Reload definitions
-    profile.write_text(json.dumps(settings))
-    dev.reload_code_location()
-    assert dev.stale("lora_adapter") == ("STALE", ["CODE"])
-    for asset in ("dataset_split", "approaches", "eval_scores"):
-        assert dev.stale(asset, "arts") == ("FRESH", []), asset
-    open_page(browser, f"{dev.url}/assets/lora_adapter")
-    body = browser.find_element("tag name", "body")
-    wait_for(browser, lambda: "Unsynced" in body.text, "the Unsynced (stale) badge on lora_adapter")
-    shot(browser, "6_lora_adapter_stale")
 
 
 def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
