@@ -7,18 +7,26 @@ import dagster as dg
 from research_tuner.automation import record_run_failures, regeneration_schedule
 from research_tuner.curation import assets as curation
 from research_tuner.evaluation import assets as evaluation
+from research_tuner.executors import cap_torch_threads, executor_from_env
 from research_tuner.generation import assets as generation
 from research_tuner.jobs import ALL_JOBS
 from research_tuner.lake import ParquetLakeIOManager
 from research_tuner.resources import TeacherResource, default_settings
 from research_tuner.training import assets as training
+from research_tuner.versions import with_code_versions
+
+cap_torch_threads()
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([generation, curation, training, evaluation]),
+    # code versions from the profile chosen by the environment, so a changed prompt or setting shows as stale
+    assets=with_code_versions(
+        dg.load_assets_from_modules([generation, curation, training, evaluation]), default_settings().resolve()
+    ),
     asset_checks=dg.load_asset_checks_from_modules([generation, curation, training, evaluation]),
     jobs=ALL_JOBS,
     schedules=[regeneration_schedule],
     sensors=[record_run_failures],
+    executor=executor_from_env(),
     resources={
         "io_manager": ParquetLakeIOManager(root=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")),
         "settings": default_settings(),

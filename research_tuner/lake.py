@@ -5,10 +5,16 @@ universal-pathlib UPaths, so moving the lake is configuration alone. A file is w
 name and renamed into place, so a killed run never leaves a half-written Parquet file that reads as
 valid. An asset that returns a local folder (the LoRA adapter) is copied to `<root>/<asset>/` the same
 way, and downstream assets receive a local folder back.
+
+Each write also records the asset's data version as a hash of what was written. Dagster would otherwise
+derive it from the code version and the inputs' versions, which cannot see that a teacher wrote new
+data for a new generation round: with content hashes, new data marks what follows it stale in the UI,
+and a rerun that writes the same bytes does not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tempfile
 import uuid
@@ -24,13 +30,16 @@ def lake_path(root: str, *parts: str) -> UPath:
     return UPath(root).joinpath(*parts)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, target: UPath) -> None:
+def write_parquet_atomic(frame: pd.DataFrame, target: UPath) -> str:
+    """Write `frame` to `target` via a staging name; returns the SHA-256 of the bytes written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    staging.write_bytes(buffer.getvalue())
+    data = buffer.getvalue()
+    staging.write_bytes(data)
     staging.rename(target)  # an atomic replace on a local disk; a single object PUT on object stores
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_parquet(path: UPath) -> pd.DataFrame:
@@ -38,27 +47,37 @@ def read_parquet(path: UPath) -> pd.DataFrame:
         return pq.read_table(handle).to_pandas()
 
 
-def copy_folder_atomic(source: Path, target: UPath) -> None:
-    """Replace `target` with a copy of the local folder `source`; the old copy goes only once the new one is whole."""
+def copy_folder_atomic(source: Path, target: UPath) -> str:
+    """Replace `target` with a copy of the local folder `source`; the old copy goes only once the new one is
+    whole. Returns a SHA-256 over the files' relative paths and contents."""
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    digest = hashlib.sha256()
     for file in sorted(p for p in source.rglob("*") if p.is_file()):
-        dest = staging.joinpath(*file.relative_to(source).parts)
+        relative = file.relative_to(source)
+        data = file.read_bytes()
+        digest.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(data).digest())
+        dest = staging.joinpath(*relative.parts)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(file.read_bytes())
+        dest.write_bytes(data)
     trash = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
     if target.exists():
         _move_folder(target, trash)
     _move_folder(staging, target)
     if trash.exists():
         trash.fs.rm(trash.path, recursive=True)
+    return digest.hexdigest()
 
 
 def _move_folder(source: UPath, target: UPath) -> None:
-    """A rename on a local disk; a recursive move on object stores, which have no folders to rename."""
+    """A rename on a local disk; on object stores, which have no folders to rename, a copy of each object
+    and then the removal of the source (fsspec's recursive mv trips over S3's implied folder keys)."""
     if _is_local(source):
         source.rename(target)
-    else:
-        source.fs.mv(source.path, target.path, recursive=True)
+        return
+    fs, prefix, dest = source.fs, source.path.rstrip("/"), target.path.rstrip("/")
+    for key in fs.find(prefix):
+        fs.copy(key, f"{dest}/{key[len(prefix) + 1:]}")
+    fs.rm(prefix, recursive=True)
 
 
 def _is_local(path: UPath) -> bool:
@@ -72,6 +91,13 @@ def local_copy(folder: UPath) -> Path:
     dest = Path(tempfile.mkdtemp(prefix="lake-"))
     folder.fs.get(folder.path.rstrip("/") + "/", str(dest), recursive=True)
     return dest
+
+
+def _record_data_version(context: dg.OutputContext, digest: str) -> None:
+    """The content hash becomes the materialization's data version (read after handle_output returns)."""
+    step = getattr(context, "_step_context", None)  # absent when an OutputContext is built by hand
+    if step is not None and context.has_asset_key:
+        step.set_data_version(context.asset_key, dg.DataVersion(digest[:24]))
 
 
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
@@ -92,11 +118,11 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, pd.DataFrame):
             partition = context.asset_partition_key if context.has_asset_partitions else None
             target = self._file(context, partition)
-            write_parquet_atomic(obj, target)
+            _record_data_version(context, write_parquet_atomic(obj, target))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
         elif isinstance(obj, Path) and obj.is_dir():
             target = self._asset_dir(context)
-            copy_folder_atomic(obj, target)
+            _record_data_version(context, copy_folder_atomic(obj, target))
             context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
         else:
             raise TypeError(f"the lake stores DataFrames and local folders, not {type(obj).__name__}")

@@ -3,11 +3,14 @@ paper profile's OpenAI code path pointed at a loopback server and a tiny random 
 
 import contextlib
 import io
+import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.instance.ref import InstanceRef
 from upath import UPath
 
 from research_tuner import cli
@@ -15,6 +18,7 @@ from research_tuner.generation.assets import subdomains
 from research_tuner.lake import read_parquet
 from research_tuner.resources import PipelineSettings
 from research_tuner_tests.openai_server import FakeOpenAIServer
+from research_tuner_tests.secrets_scan import files_containing, sqlite_row_count
 
 SECRET = "sk-test-this-must-never-be-written-0123456789"
 
@@ -48,7 +52,10 @@ def loopback_run(tmp_path_factory, tiny_model_dir):
     with FakeOpenAIServer() as server, pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", SECRET)
         mp.setenv("RESEARCH_TUNER_WORK", str(tmp_path / "work"))
-        mp.delenv("DAGSTER_HOME", raising=False)
+        home = tmp_path / "dagster_home"  # a real instance (SQLite), so the secret test can search it too
+        home.mkdir()
+        shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", home / "dagster.yaml")
+        mp.setenv("DAGSTER_HOME", str(home))
         args = [
             "run", "--profile", "paper", "--fields", "arts,humanities", "--lake", str(lake),
             "--set", f"teacher.base_url={server.base_url}",
@@ -99,7 +106,20 @@ def test_whole_graph_writes_every_asset(loopback_run):
 
 
 def test_the_api_key_is_written_nowhere(loopback_run):
-    code, _, server, tmp_path, _ = loopback_run
+    """Not in Parquet, metadata, logs, run config, or the instance's SQLite run and event-log storage."""
+    code, _, server, tmp_path, out = loopback_run
     assert code == 0 and server.answered > 0
-    offenders = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
-    assert offenders == []
+    home = tmp_path / "dagster_home"
+    assert sqlite_row_count(home, "runs") == 6  # data + evaluation for 2 fields, training, report
+    assert sqlite_row_count(home, "event_logs") > 50
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 6 and all(SECRET not in json.dumps(run.run_config) for run in runs)
+        for run in runs:
+            for record in instance.all_logs(run.run_id):
+                assert SECRET not in (record.user_message or "")
+                mat = record.asset_materialization
+                if mat is not None:
+                    assert SECRET not in json.dumps({k: str(v.value) for k, v in mat.metadata.items()})
+    assert SECRET not in out
+    assert files_containing(tmp_path, SECRET) == []

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian machine for research_tuner: Debian packages (WordNet 3.0 for METEOR),
+# Sets up a fresh Debian machine for research_tuner: Debian packages (WordNet 3.0 for METEOR;
+# PostgreSQL, Chromium and ChromeDriver for the instance and web-UI tests),
 # a virtualenv in .venv with the CPU build of PyTorch, the project and its dev tools, and NLTK's
 # WordNet corpus built from the Debian files. Idempotent: a second run only checks.
 set -euo pipefail
@@ -9,7 +10,7 @@ PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}   # the CPU wheel this machine kind carries; a GPU box sets its own
 
 need_apt=()
-for pkg in wordnet-base wordnet-sense-index; do
+for pkg in wordnet-base wordnet-sense-index postgresql chromium chromium-driver; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from research_tuner.executors import TORCH_STEP_TAGS
 from research_tuner.generation.assets import TEACHER_RETRY
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lib.evaluation import answer_both, summarise, with_judge_scores
@@ -26,6 +27,7 @@ GROUP = "evaluation"
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "parquet"},
+    op_tags=TORCH_STEP_TAGS,
     partitions_def=field_partitions,
     description="Base and fine-tuned answers to validation questions (N per subdomain), greedy, same token "
     "limit, scored against the teacher's approach with ROUGE-L and METEOR.",

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 import dagster as dg
 import pandas as pd
 
+from research_tuner.executors import network_retry_policy
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lib.approaches import generate_approaches
 from research_tuner.lib.questions import generate_questions
@@ -17,7 +18,7 @@ from research_tuner.resources import PipelineSettings, TeacherResource
 GROUP = "generation"
 # Network-facing steps retry on their own before a person has to look; the response cache makes each
 # retry resend only what is missing.
-TEACHER_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+TEACHER_RETRY = network_retry_policy()
 
 
 @contextmanager

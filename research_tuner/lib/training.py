@@ -179,8 +179,8 @@ def lora_config(settings: TrainingSettings):
 
 
 def _use_all_cores() -> None:
-    if torch.cuda.is_available():
-        return
+    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
+        return  # an explicit thread count wins (research_tuner.executors shares cores among torch steps)
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -6,6 +6,7 @@ import shutil
 import dagster as dg
 import pandas as pd
 
+from research_tuner.executors import TORCH_STEP_TAGS
 from research_tuner.metadata import image, preview
 from research_tuner.resources import PipelineSettings
 
@@ -15,6 +16,7 @@ GROUP = "training"
 @dg.asset(
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
+    op_tags=TORCH_STEP_TAGS,
     description="LoRA adapter (PEFT) trained with TRL's SFTTrainer on every field's train rows; "
     "the folder holds adapter/, tokenizer/, training_log.parquet, loss_curve.png and manifest.json.",
     ins={"dataset_split": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},

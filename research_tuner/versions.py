@@ -1,0 +1,141 @@
+"""Code versions of the assets, derived from what shapes each one: prompts, settings, and a logic version.
+
+Dagster marks an asset stale in the UI when its code version differs from the one its last
+materialization recorded. Here each asset's version is a short hash of
+- `LOGIC_VERSIONS[asset]`: bump it by hand when the asset's code changes what it produces;
+- the prompt templates of `research_tuner/lib/prompts.py` it sends (`PROMPTS[asset]`, read by name at
+  call time, so an edited template changes the hash);
+- the profile settings it reads (`SETTINGS[asset]`: whole sections, or a section minus the fields that
+  only steer how fast or where the work runs - concurrency, retries, timeouts, prices, checkpoint
+  cadence - which cannot change the result);
+- data files it reads (the taxonomy).
+
+So a changed question prompt makes `raw_questions` stale (and, through it, what follows), while a
+changed LoRA rank makes only `lora_adapter` stale and leaves the generated data fresh.
+
+The profile is the one `definitions.py` resolves at import (RESEARCH_TUNER_PROFILE / RESEARCH_TUNER_CONFIG):
+overrides given per run in the launchpad are not part of the code version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import Any
+
+import dagster as dg
+
+from research_tuner.lib import prompts
+from research_tuner.lib.sections import SECTIONS
+from research_tuner.settings import Profile
+
+#: Bump an asset's number when its code changes what it writes (not for refactors that keep the output).
+LOGIC_VERSIONS: dict[str, int] = {
+    "subdomains": 1,
+    "raw_questions": 1,
+    "deduped_questions": 1,
+    "approaches": 1,
+    "dataset_split": 1,
+    "lora_adapter": 1,
+    "eval_generations": 1,
+    "eval_scores": 1,
+    "eval_report": 1,
+}
+
+_QUESTION_PROMPTS = ("QUESTION_LIST_SYSTEM", "QUESTION_LIST_USER", "QUESTION_ANGLES", "QUESTION_ONE_SYSTEM",
+                     "QUESTION_ONE_USER", "QUESTION_OPENINGS", "QUESTION_TOPICS")
+_APPROACH_PROMPTS = ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS", "SECTION_USER")
+_STUDENT_PROMPTS = ("STUDENT_SYSTEM_PROMPT",)
+
+#: The prompt constants (names in lib/prompts.py) each asset sends or trains on.
+PROMPTS: dict[str, tuple[str, ...]] = {
+    "raw_questions": _QUESTION_PROMPTS,
+    "approaches": _APPROACH_PROMPTS,
+    "lora_adapter": _STUDENT_PROMPTS,
+    "eval_generations": _STUDENT_PROMPTS,
+}
+
+#: Teacher fields that steer throughput, cost accounting or where the server is, not what it writes.
+_TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retries", "request_timeout_s",
+                        "price_input_per_mtok", "price_output_per_mtok"}
+_QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
+_APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
+#: Training fields that change logging, checkpoint cadence or credentials, not the adapter.
+_TRAINING_OPERATIONAL = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "eval_on_start"}
+
+
+def _section(name: str, *, without: Iterable[str] = (), only: Iterable[str] | None = None) -> tuple:
+    """A profile section, minus `without`, or just the fields in `only`."""
+    return name, frozenset(without), frozenset(only) if only is not None else None
+
+
+#: The profile sections (minus the listed fields) each asset reads.
+SETTINGS: dict[str, tuple[tuple, ...]] = {
+    "subdomains": (_section("generation", without={"questions_per_subdomain"}),),
+    "raw_questions": (_section("teacher", without=_TEACHER_OPERATIONAL | _APPROACH_ONLY),
+                      _section("generation", without={"subdomains_per_field"})),
+    "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY),),
+    "dataset_split": (_section("split"),),
+    "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
+    # the base model comes from the adapter's manifest; only the inference precision is read from training
+    "eval_generations": (_section("evaluation"), _section("training", only={"precision"})),
+}
+
+#: Package data files each asset reads.
+DATA_FILES: dict[str, tuple[str, ...]] = {"subdomains": ("taxonomy.yaml",)}
+
+
+def _prompt_values(names: Iterable[str]) -> dict[str, Any]:
+    values = {}
+    for name in names:
+        if not hasattr(prompts, name):
+            raise AttributeError(f"research_tuner/versions.py names prompt {name!r}, which lib/prompts.py no longer has")
+        values[name] = getattr(prompts, name)
+    return values
+
+
+def _settings_values(profile: Profile, sections: Iterable[tuple]) -> dict[str, Any]:
+    dumped = profile.model_dump(mode="json")
+    return {
+        name: {k: v for k, v in dumped[name].items() if k not in without and (only is None or k in only)}
+        for name, without, only in sections
+    }
+
+
+def version_inputs(asset: str, profile: Profile) -> dict[str, Any]:
+    """Everything that goes into `asset`'s code version, as plain data (what the hash is of)."""
+    if asset not in LOGIC_VERSIONS:
+        raise KeyError(f"no code version inputs for asset {asset!r}: add it to LOGIC_VERSIONS in versions.py")
+    return {
+        "logic": LOGIC_VERSIONS[asset],
+        "prompts": _prompt_values(PROMPTS.get(asset, ())),
+        "sections": list(SECTIONS) if asset in PROMPTS else [],
+        "settings": _settings_values(profile, SETTINGS.get(asset, ())),
+        "data": {name: resources.files("research_tuner.data").joinpath(name).read_text()
+                 for name in DATA_FILES.get(asset, ())},
+    }
+
+
+def code_version(asset: str, profile: Profile) -> str:
+    """`v<logic>-<12 hex digits>`: readable in the UI, and changes whenever an input changes."""
+    blob = json.dumps(version_inputs(asset, profile), sort_keys=True, default=list).encode()
+    return f"v{LOGIC_VERSIONS[asset]}-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+
+def code_versions(profile: Profile) -> Mapping[str, str]:
+    return {asset: code_version(asset, profile) for asset in LOGIC_VERSIONS}
+
+
+def with_code_versions(assets: Iterable[dg.AssetsDefinition], profile: Profile) -> list[dg.AssetsDefinition]:
+    """The same assets with each spec's code_version set from `profile` and the current prompts."""
+    versions = code_versions(profile)
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        name = spec.key.to_user_string()
+        if name not in versions:
+            raise KeyError(f"asset {name!r} has no code version inputs: add it to LOGIC_VERSIONS in versions.py")
+        return spec.replace_attributes(code_version=versions[name])
+
+    return [a.map_asset_specs(apply) if isinstance(a, dg.AssetsDefinition) else a for a in assets]

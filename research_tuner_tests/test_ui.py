@@ -1,0 +1,260 @@
+"""The web UI as a person uses it: scripts/ui.sh starts `dagster dev` (webserver + daemon) on 127.0.0.1,
+runs are launched through the GraphQL API (paper profile against the loopback OpenAI server, tiny
+student), and a real headless Chromium checks the asset graph, the field partitions and the evaluation
+plot. Screenshots go to test-artifacts/ui/. Also: the webserver listens on loopback only; a field whose
+teacher calls fail is recorded by the failure sensor and reruns from failure alone; and the API key is
+nowhere in what the UI's runs wrote (lake, work dir, instance storage, compute logs, server log)."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from research_tuner_tests.dagster_ui import REPO, DagsterDev
+from research_tuner_tests.openai_server import Fault, FakeOpenAIServer
+from research_tuner_tests.pg_server import free_port
+from research_tuner_tests.secrets_scan import files_containing, sqlite_row_count
+
+pytestmark = pytest.mark.slow
+
+SECRET = "sk-ui-test-this-must-never-be-written-9876543210"
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+ASSETS = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split", "lora_adapter",
+          "eval_generations", "eval_scores", "eval_report"]
+FIELDS = ["arts", "engineering", "formal_sciences", "humanities", "life_sciences", "natural_sciences",
+          "professional", "social_sciences"]
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory, tiny_model_dir):
+    """`dagster dev` with a fresh DAGSTER_HOME, and the whole graph materialized for one field through GraphQL."""
+    tmp = tmp_path_factory.mktemp("ui")
+    with FakeOpenAIServer() as server:
+        profile = tmp / "profile.yaml"  # what a person would put in RESEARCH_TUNER_CONFIG
+        profile.write_text(json.dumps({
+            "teacher": {"base_url": server.base_url, "questions_per_request": 4, "max_retries": 0},
+            "generation": {"subdomains_per_field": 2, "questions_per_subdomain": 8},
+            "training": {"base_model": str(tiny_model_dir), "epochs": 1, "max_length": 256,
+                         "gradient_checkpointing": False},
+            "evaluation": {"max_new_tokens": 12},
+        }))
+        env = {
+            "DAGSTER_HOME": str(tmp / "dagster_home"),
+            "RESEARCH_TUNER_PROFILE": "paper",
+            "RESEARCH_TUNER_CONFIG": str(profile),
+            "RESEARCH_TUNER_LAKE": str(tmp / "lake"),
+            "RESEARCH_TUNER_WORK": str(tmp / "work"),
+            "OPENAI_API_KEY": SECRET,
+            "PYTHONPATH": str(REPO),  # the checkout under test wins over any installed copy
+            "RESEARCH_TUNER_RETRY_DELAY_S": "0.2",  # the teacher steps' retry policy, without the 30 s waits
+        }
+        env.pop("RESEARCH_TUNER_UI_HOST", None)
+        with DagsterDev(free_port(), env, tmp / "dagster_dev.log") as dev:
+            runs = [dev.run_job("data_job", "arts"), dev.run_job("training_job"),
+                    dev.run_job("evaluation_job", "arts"), dev.run_job("report_job")]
+            yield dev, tmp, runs, server
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses of the LISTEN sockets on `port`, from /proc/net/tcp and tcp6."""
+    found = set()
+    for name, width in (("tcp", 8), ("tcp6", 32)):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            cols = line.split()
+            address, port_hex = cols[1].split(":")
+            if int(port_hex, 16) == port and cols[3] == "0A":  # 0A: LISTEN
+                if width == 8:
+                    found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    found.add(address)
+    return found
+
+
+def test_the_ui_listens_on_loopback_only(ui):
+    dev, *_ = ui
+    assert listening_addresses(dev.port) == {"127.0.0.1"}
+    assert f"Serving dagster-webserver on http://127.0.0.1:{dev.port}" in dev.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    # flags that keep Chromium off the network (the machine has none) and let it run as root, headless
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1600,1000", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition, what: str, timeout: float = 30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception:  # the page is still rendering
+            pass
+        time.sleep(0.5)
+    shot = ARTIFACTS / "timeout.png"
+    driver.save_screenshot(str(shot))
+    raise AssertionError(f"timed out waiting for {what}; screenshot {shot}; page text:\n"
+                         + driver.find_element("tag name", "body").text[:2000])
+
+
+def open_page(driver, url: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(url)
+    wait_for(driver, lambda: driver.find_element(By.TAG_NAME, "nav") or True, "the page")
+    time.sleep(1)
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):  # first-visit newsletter
+        button.click()
+
+
+def shot(driver, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_asset_graph_shows_every_asset_and_group(ui, browser):
+    from selenium.webdriver.common.by import By
+
+    dev, *_ = ui
+    open_page(browser, f"{dev.url}/assets/eval_report?view=lineage&lineageScope=upstream&lineageDepth=10")
+
+    def graph_labels():
+        texts = {e.text.strip() for e in browser.find_elements(By.XPATH, "//*[not(*)]") if e.text.strip()}
+        return texts if set(ASSETS) <= texts else None
+
+    labels = wait_for(browser, graph_labels, "all nine asset nodes in the lineage graph")
+    assert {"generation", "curation", "training", "evaluation"} <= labels
+    assert browser.find_elements(By.CSS_SELECTOR, "svg path"), "the graph's edges are drawn"
+    shot(browser, "1_asset_graph")
+
+
+def test_eval_scores_shows_the_field_partitions(ui, browser):
+    dev, *_ = ui
+    open_page(browser, f"{dev.url}/assets/eval_scores?view=partitions")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    wait_for(browser, lambda: "Materialized (1)" in body(), "the partition counts")
+    text = body()
+    assert "Missing (7)" in text and "8 Partitions" in text
+    assert all(field in text for field in FIELDS)
+    shot(browser, "2_eval_scores_partitions")
+
+
+def test_eval_report_shows_the_evaluation_plots(ui, browser):
+    from selenium.webdriver.common.by import By
+
+    dev, *_ = ui
+    open_page(browser, f"{dev.url}/assets/eval_report")
+    body = browser.find_element(By.TAG_NAME, "body")
+    wait_for(browser, lambda: "scores_by_field" in body.text, "the report's metadata")
+    assert "fine_tuned" in body.text and "arts" in body.text  # the per-field score table
+    for index, figure in enumerate(("figure1_rouge_l", "figure2_meteor")):
+        link = browser.find_element(
+            By.XPATH, f"//tr[.//*[contains(text(),'{figure}')]]//a[normalize-space()='[Show Markdown]']")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+        link.click()
+        dialog = wait_for(browser, lambda: browser.find_element(By.CSS_SELECTOR, "[role=dialog]"), "the figure")
+        image = wait_for(browser, lambda: dialog.find_element(By.CSS_SELECTOR, "img[src^='data:image/png']"),
+                         "the plot image")
+        wait_for(browser, lambda: image.get_property("naturalWidth") > 300, "the plot to decode")
+        assert figure in dialog.text
+        time.sleep(1)  # let the dialog's fade-in finish before the screenshot
+        shot(browser, f"{3 + index}_eval_report_{figure}")
+        dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
+        wait_for(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "[role=dialog]"), "the dialog to close")
+
+
+def test_a_changed_training_setting_shows_only_the_adapter_stale(ui, browser):
+    dev, tmp, *_ = ui
+    assert dev.stale("lora_adapter") == ("FRESH", [])
+    profile = tmp / "profile.yaml"
+    settings = json.loads(profile.read_text())
+    settings["training"]["lora_r"] = 8  # a person edits the profile, then clicks Reload definitions
+    profile.write_text(json.dumps(settings))
+    dev.reload_code_location()
+    assert dev.stale("lora_adapter") == ("STALE", ["CODE"])
+    for asset in ("dataset_split", "approaches", "eval_scores"):
+        assert dev.stale(asset, "arts") == ("FRESH", []), asset
+    open_page(browser, f"{dev.url}/assets/lora_adapter")
+    body = browser.find_element("tag name", "body")
+    wait_for(browser, lambda: "Unsynced" in body.text, "the Unsynced (stale) badge on lora_adapter")
+    shot(browser, "6_lora_adapter_stale")
+
+
+def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
+    dev, tmp, runs, server = ui
+    lake = tmp / "lake"
+    arts_files = {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")}
+    assert len(arts_files) == 7
+    assert dev.start_sensor("record_run_failures") == "RUNNING"
+    # the teacher server answers 503 to everything while humanities runs: all 3 attempts of the step fail
+    server.inject(*[Fault(status=503) for _ in range(500)])
+    failed = dev.launch("data_job", "humanities")
+    assert dev.wait(failed) == "FAILURE"
+    steps = dev.step_stats(failed)
+    assert steps["subdomains"]["status"] == "SUCCESS"
+    assert steps["raw_questions"]["status"] == "FAILURE" and len(steps["raw_questions"]["attempts"]) == 3
+    assert "approaches" not in steps or steps["approaches"]["status"] != "SUCCESS"
+    runs.append(failed)
+
+    server.faults.clear()
+    before = server.requests
+    rerun = dev.reexecute_from_failure(failed)
+    assert dev.wait(rerun) == "SUCCESS"
+    runs.append(rerun)
+    steps = dev.step_stats(rerun)
+    assert "subdomains" not in steps  # done before the failure: not run again
+    assert {k for k, v in steps.items() if v["status"] == "SUCCESS"} >= {
+        "raw_questions", "deduped_questions", "approaches", "dataset_split"}
+    assert server.requests > before
+    assert (lake / "dataset_split" / "humanities.parquet").is_file()
+    assert {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")} == arts_files  # arts untouched
+
+    record_file = tmp / "dagster_home" / "run_failures.jsonl"
+    deadline = time.monotonic() + 90  # the sensor ticks every 30 s
+    while time.monotonic() < deadline and failed not in (record_file.read_text() if record_file.exists() else ""):
+        time.sleep(1)
+    records = [json.loads(line) for line in record_file.read_text().splitlines()]
+    record = next(r for r in records if r["run_id"] == failed)
+    assert record["partition"] == "humanities" and record["failed_steps"] == ["raw_questions"]
+
+    open_page(browser, f"{dev.url}/runs")
+    body = browser.find_element("tag name", "body")
+    wait_for(browser, lambda: failed[:8] in body.text and rerun[:8] in body.text, "both runs in the run list")
+    shot(browser, "5_runs_failed_and_rerun")
+
+
+def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
+    dev, tmp, runs, server = ui
+    assert server.answered > 0  # the teacher was really called with the key
+    home = tmp / "dagster_home"
+    assert sqlite_row_count(home, "runs") == len(runs)  # the instance storage holds the runs scanned below
+    assert sqlite_row_count(home, "event_logs") > 50
+    compute_logs = [p for p in (home / "storage").rglob("*") if p.suffix in {".out", ".err", ".complete"}]
+    assert compute_logs, "compute logs are written under DAGSTER_HOME/storage"
+    query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { runConfigYaml tags { key value } } } }"
+    for run_id in runs:
+        run = dev.graphql(query, {"id": run_id})["runOrError"]
+        assert SECRET not in json.dumps(run)
+    assert files_containing(tmp, SECRET) == []
+    assert os.environ.get("OPENAI_API_KEY") != SECRET  # the key lived only in the server's environment

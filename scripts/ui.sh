@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The Dagster web UI and daemon (`dagster dev`) for this project, on this machine only:
+# http://127.0.0.1:3000 unless RESEARCH_TUNER_UI_HOST / RESEARCH_TUNER_UI_PORT say otherwise. Binding
+# another address (0.0.0.0) exposes every run's logs and the launchpad to the network: put an
+# authenticating proxy in front first. Runs, schedules and sensors are stored under $DAGSTER_HOME
+# (default .dagster_home, SQLite). Extra arguments go to `dagster dev`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -x .venv/bin/dagster ]; then . .venv/bin/activate; fi
+export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
+exec dagster dev -h "${RESEARCH_TUNER_UI_HOST:-127.0.0.1}" -p "${RESEARCH_TUNER_UI_PORT:-3000}" "$@"
