@@ -112,9 +112,9 @@ def test_configured_rate_alone_keeps_below_a_silent_servers_limit(server, tmp_pa
     teacher, _ = teacher_for(server, tmp_path, monkeypatch, requests_per_minute=8 * 60)  # 8/s < 10/s allowed
     results = teacher.complete(requests(24), Usage())
     assert all(isinstance(r, TeacherResponse) for r in results)
-    # The bucket holds one second of burst (8), so the first window (5) overflows by 3; after that the
-    # configured pace stays under the limit. Without the configured rate, 16 in flight overflow every window.
-    assert server.rate_limited <= 4
+    # Paced evenly at 8/s, no 0.5 s window gets more than 5. Without the configured rate, 16 in flight
+    # would overflow every window.
+    assert server.rate_limited <= 1
 
 
 def test_budget_cap_stops_before_it_is_passed_and_a_rerun_sends_only_the_rest(server, tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 
 Two layers decide when a request may go:
 
-- The configured limits (`requests_per_minute`, `tokens_per_minute`) are token buckets that refill
-  smoothly, holding about one second of burst: the client never asks for more than it was told to.
+- The configured limits (`requests_per_minute`, `tokens_per_minute`) pace requests evenly (a token
+  bucket with no burst; a large request leaves a debt the next ones wait out): no window of any
+  length sees more than its share, plus one request.
 - What the server reports in `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and
   `x-ratelimit-reset-*` (OpenAI's names; reset as '20ms', '1s', '6m0s') is a window gate: units left
   until the server's window resets. A response tells how much was left when the server answered it;
@@ -101,7 +102,7 @@ class TokenBucket:
 
     def wait_s(self, units: float, now: float) -> float:
         self._refill(now)
-        need = min(units, self.capacity)  # a request bigger than the bucket goes when it is full
+        need = min(units, self.capacity)  # a request bigger than the bucket goes when it is full (then owes)
         return 0.0 if self.level >= need else (need - self.level) / self.rate
 
     def take(self, units: float) -> None:
@@ -207,10 +208,11 @@ class RateLimiter:
 
     def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None):
         self.buckets: dict[str, TokenBucket] = {}
+        # No saved-up burst: requests go out evenly, so no window of any length sees more than its share.
         if requests_per_minute:
-            self.buckets["requests"] = TokenBucket(requests_per_minute / 60, max(1.0, requests_per_minute / 60))
+            self.buckets["requests"] = TokenBucket(requests_per_minute / 60, 1.0)
         if tokens_per_minute:
-            self.buckets["tokens"] = TokenBucket(tokens_per_minute / 60, max(1.0, tokens_per_minute / 60))
+            self.buckets["tokens"] = TokenBucket(tokens_per_minute / 60, 1.0)
         self.gates = {"requests": WindowGate(), "tokens": WindowGate()}
         self.paused_until = 0.0
         self.waited_s = 0.0  # total time requests spent waiting here
