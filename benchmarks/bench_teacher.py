@@ -249,8 +249,8 @@ def run_lowered_limit(setup: Setup, workdir: Path) -> dict:
             "limit_before_per_s": args.rate / args.window,
             "limit_after_per_s": new_rate / args.window,
             "throughput_before_per_s": round(len(before) / (change - t0), 2),
-            "throughput_note": "before: from the start, where the first (partial) window adds a burst; after: from "
-                               "the first full window after the change to the end",
+            "throughput_note": "before: from the start to the change; after: from one window after the change "
+                               "to the end",
             "successes_in_the_window_after_the_change": len(first_window),
             "throughput_after_per_s": round(len(after) / (end - change - args.window), 2) if end - change > args.window
             else None,

@@ -166,7 +166,7 @@ class FakeOpenAIServer:
         self.fault_kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
         self.hang_s = 2.0
         self._rng = random.Random(0)
-        self._window_start = 0.0
+        self._window_start: float | None = None  # the first window starts with the first request
         self._window_requests = 0
         self._window_tokens = 0
         self.files: dict[str, bytes] = {}
@@ -208,7 +208,7 @@ class FakeOpenAIServer:
         limit = self.rate_limit
         if limit is None or not self.send_limit_headers:
             return {}
-        reset = format_duration(self._window_start + limit.window_s - now)
+        reset = format_duration((self._window_start or now) + limit.window_s - now)
         headers = {
             "x-ratelimit-limit-requests": str(limit.requests),
             "x-ratelimit-remaining-requests": str(max(0, limit.requests - self._window_requests)),
@@ -229,6 +229,8 @@ class FakeOpenAIServer:
             limit = self.rate_limit
             if limit is None:
                 return True, self._limit_headers(now), 0.0
+            if self._window_start is None:
+                self._window_start = now
             if now >= self._window_start + limit.window_s:
                 self._window_start = now - (now - self._window_start) % limit.window_s
                 self._window_requests = self._window_tokens = 0

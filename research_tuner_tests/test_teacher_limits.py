@@ -49,6 +49,21 @@ def test_openai_reset_formats_parse():
     assert (report.limit, report.remaining, report.reset_s) == (500, 499, pytest.approx(0.12))
 
 
+def test_a_gate_whose_window_end_is_unknown_still_opens_for_a_probe():
+    from research_tuner.lib.teacher.ratelimit import LimitReport, WindowGate
+
+    gate, t = WindowGate(), 1000.0
+    gate.observe(LimitReport(limit=300, remaining=100, reset_s=0.4), granted_at=0.0, sent_at=t, now=t)
+    assert gate.wait_s(72, t + 0.41) == 0.0  # the window reset: full again
+    for _ in range(4):
+        gate.take(72)
+    # 12 tokens left, the new window's end not reported yet, and (say) every request in flight refused:
+    # the gate must not wait for a report that will never come.
+    assert gate.wait_s(72, t + 0.42) > 0
+    assert gate.wait_s(72, t + 0.80) > 0
+    assert gate.wait_s(72, t + 0.41 + 0.4 + 1e-6) == 0.0  # one window length after the reset: probe
+
+
 def test_follows_the_servers_limit_from_its_headers(server, tmp_path, monkeypatch):
     server.set_rate_limit(RateLimit(requests=8, window_s=0.4))
     teacher, _ = teacher_for(server, tmp_path, monkeypatch)  # 16 in flight: twice what a window allows
@@ -97,9 +112,9 @@ def test_configured_rate_alone_keeps_below_a_silent_servers_limit(server, tmp_pa
     teacher, _ = teacher_for(server, tmp_path, monkeypatch, requests_per_minute=8 * 60)  # 8/s < 10/s allowed
     results = teacher.complete(requests(24), Usage())
     assert all(isinstance(r, TeacherResponse) for r in results)
-    # The bucket holds one second of burst (8), so the first window (5) overflows by 3; after that the
-    # configured pace stays under the limit. Without the configured rate, 16 in flight overflow every window.
-    assert server.rate_limited <= 4
+    # Paced evenly at 8/s, no 0.5 s window gets more than 5. Without the configured rate, 16 in flight
+    # would overflow every window.
+    assert server.rate_limited <= 1
 
 
 def test_budget_cap_stops_before_it_is_passed_and_a_rerun_sends_only_the_rest(server, tmp_path, monkeypatch):

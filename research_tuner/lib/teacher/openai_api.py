@@ -210,7 +210,7 @@ class OpenAITeacher:
                 delay = None
                 if isinstance(exc, openai.RateLimitError):
                     usage.rate_limited += 1
-                    delay = self.limiter.rate_limited(_headers(exc), now)
+                    delay = self.limiter.rate_limited(_headers(exc), now, tokens)
                     if self.limiter.paused_until > now or any(
                         g.remaining is not None and g.remaining <= 0 for g in self.limiter.gates.values()
                     ):

@@ -2,8 +2,9 @@
 
 Two layers decide when a request may go:
 
-- The configured limits (`requests_per_minute`, `tokens_per_minute`) are token buckets that refill
-  smoothly, holding about one second of burst: the client never asks for more than it was told to.
+- The configured limits (`requests_per_minute`, `tokens_per_minute`) pace requests evenly (a token
+  bucket with no burst; a large request leaves a debt the next ones wait out): no window of any
+  length sees more than its share, plus one request.
 - What the server reports in `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and
   `x-ratelimit-reset-*` (OpenAI's names; reset as '20ms', '1s', '6m0s') is a window gate: units left
   until the server's window resets. A response tells how much was left when the server answered it;
@@ -101,7 +102,7 @@ class TokenBucket:
 
     def wait_s(self, units: float, now: float) -> float:
         self._refill(now)
-        need = min(units, self.capacity)  # a request bigger than the bucket goes when it is full
+        need = min(units, self.capacity)  # a request bigger than the bucket goes when it is full (then owes)
         return 0.0 if self.level >= need else (need - self.level) / self.rate
 
     def take(self, units: float) -> None:
@@ -132,6 +133,7 @@ class WindowGate:
         self.granted = 0.0  # units granted since the start
         self._last_reset: float | None = None
         self._next_at = 0.0  # the spread: the earliest time of the next grant
+        self._probe_at = 0.0  # with the window's end unknown, when one request may go to find it out
 
     def _roll(self, now: float) -> None:
         if self.reset_at is None or now < self.reset_at + self.MARGIN_S:
@@ -142,6 +144,7 @@ class WindowGate:
             self.reset_at += (math.floor((now - self.reset_at) / self.period) + 1) * self.period
         else:
             self.reset_at = None
+            self._probe_at = now + max(self.longest_reset, 0.05)
 
     def wait_s(self, units: float, now: float) -> float:
         self._roll(now)
@@ -150,12 +153,16 @@ class WindowGate:
         if self.limit is not None and units > self.limit and self.remaining >= self.limit:
             return 0.0  # bigger than a whole window: send it into a fresh one
         if self.reset_at is None:
-            return 0.02  # the window's end is not known yet: look again soon
+            # The window's end is not known yet; a report from a request in flight will tell. If none
+            # comes (every request was refused), one request goes at the earliest the window can end.
+            return min(0.02, max(0.0, self._probe_at - now))  # look again soon: a report may come first
         return max(0.0, self.reset_at + self.MARGIN_S - now)
 
     def take(self, units: float) -> float:
         """Grant `units`; returns the running total, which later identifies this grant's report."""
         if self.remaining is not None:
+            if self.reset_at is None and self.remaining < units:  # a probe (see wait_s)
+                self._probe_at = time.monotonic() + max(self.longest_reset, 0.05)
             self.remaining -= units
         if self.period and self.limit:
             now = time.monotonic()
@@ -201,10 +208,11 @@ class RateLimiter:
 
     def __init__(self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None):
         self.buckets: dict[str, TokenBucket] = {}
+        # No saved-up burst: requests go out evenly, so no window of any length sees more than its share.
         if requests_per_minute:
-            self.buckets["requests"] = TokenBucket(requests_per_minute / 60, max(1.0, requests_per_minute / 60))
+            self.buckets["requests"] = TokenBucket(requests_per_minute / 60, 1.0)
         if tokens_per_minute:
-            self.buckets["tokens"] = TokenBucket(tokens_per_minute / 60, max(1.0, tokens_per_minute / 60))
+            self.buckets["tokens"] = TokenBucket(tokens_per_minute / 60, 1.0)
         self.gates = {"requests": WindowGate(), "tokens": WindowGate()}
         self.paused_until = 0.0
         self.waited_s = 0.0  # total time requests spent waiting here
@@ -236,15 +244,17 @@ class RateLimiter:
         for resource, report in limit_reports(headers).items():
             self.gates[resource].observe(report, grant.granted[resource], grant.sent_at, received)
 
-    def rate_limited(self, headers: Mapping[str, str] | None, received: float) -> float:
+    def rate_limited(self, headers: Mapping[str, str] | None, received: float, tokens: float = 0.0) -> float:
         """Learn from a 429; returns how long this request should wait before it is tried again.
 
-        A 429 that says the limit is used up (remaining 0, or no limit headers at all) holds every
-        request back until the reset; a 429 with room left (an overloaded server) only delays this one.
+        A 429 that says a limit is used up (less left than this request needs, or no limit headers at
+        all) holds every request back until the reset; a 429 with room left (an overloaded server)
+        only delays this one.
         """
         reports = limit_reports(headers)
         wait = retry_after_s(headers)
-        exhausted = [r for r, rep in reports.items() if rep.remaining <= 0]
+        needs = {"requests": 1.0, "tokens": float(tokens)}
+        exhausted = [r for r, rep in reports.items() if rep.remaining <= 0 or rep.remaining < needs[r]]
         if reports and not exhausted:
             return wait if wait is not None else 0.0
         for resource in exhausted or []:
