@@ -27,7 +27,7 @@ from typing import Any
 
 import dagster as dg
 
-from research_tuner.lib import prompts
+from research_tuner.lib import judge, prompts
 from research_tuner.lib.sections import SECTIONS
 from research_tuner.settings import Profile
 
@@ -40,6 +40,7 @@ LOGIC_VERSIONS: dict[str, int] = {
     "dataset_split": 1,
     "lora_adapter": 1,
     "eval_generations": 1,
+    "eval_judgements": 1,
     "eval_scores": 1,
     "eval_report": 1,
 }
@@ -48,18 +49,26 @@ _QUESTION_PROMPTS = ("QUESTION_LIST_SYSTEM", "QUESTION_LIST_USER", "QUESTION_ANG
                      "QUESTION_ONE_USER", "QUESTION_OPENINGS", "QUESTION_TOPICS")
 _APPROACH_PROMPTS = ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS", "SECTION_USER")
 _STUDENT_PROMPTS = ("STUDENT_SYSTEM_PROMPT",)
+_JUDGE_PROMPTS = ("judge.JUDGE_SYSTEM", "judge.RUBRIC", "judge.RETRY_REMINDER", "judge.JUDGEMENT_SCHEMA",
+                  "judge.RESPONSE_OPEN", "judge.RESPONSE_CLOSE")
 
-#: The prompt constants (names in lib/prompts.py) each asset sends or trains on.
+PROMPT_MODULES = {"prompts": prompts, "judge": judge}
+
+#: The prompt constants each asset sends or trains on: names in lib/prompts.py, or `module.NAME` for another
+#: module of research_tuner/lib (the judge keeps its rubric beside its parser).
 PROMPTS: dict[str, tuple[str, ...]] = {
     "raw_questions": _QUESTION_PROMPTS,
     "approaches": _APPROACH_PROMPTS,
     "lora_adapter": _STUDENT_PROMPTS,
     "eval_generations": _STUDENT_PROMPTS,
+    "eval_judgements": _JUDGE_PROMPTS,
 }
 
 #: Teacher fields that steer throughput, cost accounting or where the server is, not what it writes.
 _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retries", "request_timeout_s",
-                        "price_input_per_mtok", "price_output_per_mtok"}
+                        "price_input_per_mtok", "price_output_per_mtok", "requests_per_minute", "tokens_per_minute",
+                        "budget_usd", "mode", "batch_price_factor", "batch_poll_interval_s",
+                        "batch_completion_window", "batch_max_requests"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Training fields that change logging, checkpoint cadence or credentials, not the adapter.
@@ -80,7 +89,9 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     "dataset_split": (_section("split"),),
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
     # the base model comes from the adapter's manifest; only the inference precision is read from training
-    "eval_generations": (_section("evaluation"), _section("training", only={"precision"})),
+    "eval_generations": (_section("evaluation", without={"judge"}), _section("training", only={"precision"})),
+    # the judge's model defaults to the teacher's
+    "eval_judgements": (_section("evaluation", only={"judge"}), _section("teacher", only={"model"})),
 }
 
 #: Package data files each asset reads.
@@ -90,9 +101,11 @@ DATA_FILES: dict[str, tuple[str, ...]] = {"subdomains": ("taxonomy.yaml",)}
 def _prompt_values(names: Iterable[str]) -> dict[str, Any]:
     values = {}
     for name in names:
-        if not hasattr(prompts, name):
-            raise AttributeError(f"research_tuner/versions.py names prompt {name!r}, which lib/prompts.py no longer has")
-        values[name] = getattr(prompts, name)
+        module_name, _, constant = name.rpartition(".")
+        module = PROMPT_MODULES[module_name or "prompts"]
+        if not hasattr(module, constant):
+            raise AttributeError(f"research_tuner/versions.py names prompt {name!r}, which {module.__name__} no longer has")
+        values[name] = getattr(module, constant)
     return values
 
 

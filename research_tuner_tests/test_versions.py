@@ -7,7 +7,7 @@ import pytest
 
 from research_tuner import versions
 from research_tuner.definitions import defs
-from research_tuner.lib import prompts
+from research_tuner.lib import judge, prompts
 from research_tuner.settings import load_profile
 
 ALL = set(versions.LOGIC_VERSIONS)
@@ -42,7 +42,7 @@ def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
     [
         ({"training": {"lora_r": 8}}, {"lora_adapter"}),
         ({"training": {"precision": "bf16-mixed"}}, {"lora_adapter", "eval_generations"}),
-        ({"teacher": {"model": "gpt-4.1"}}, {"raw_questions", "approaches"}),
+        ({"teacher": {"model": "gpt-4.1"}}, {"raw_questions", "approaches", "eval_judgements"}),
         ({"teacher": {"generation_round": 7}}, {"raw_questions", "approaches"}),
         ({"teacher": {"max_tokens_approach": 900}}, {"approaches"}),
         ({"teacher": {"questions_per_request": 10}}, {"raw_questions"}),
@@ -50,8 +50,10 @@ def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
         ({"generation": {"questions_per_subdomain": 20}}, {"raw_questions"}),
         ({"split": {"validation_fraction": 0.2}}, {"dataset_split"}),
         ({"evaluation": {"max_new_tokens": 100}}, {"eval_generations"}),
+        ({"evaluation": {"judge": {"enabled": True}}}, {"eval_judgements"}),
         # how fast or where the work runs never makes data stale
         ({"teacher": {"max_concurrency": 2, "base_url": "http://127.0.0.1:9/v1", "max_retries": 9}}, set()),
+        ({"teacher": {"requests_per_minute": 500, "budget_usd": 3.0, "mode": "batch"}}, set()),
         ({"training": {"save_steps": 7, "logging_steps": 1}}, set()),
     ],
 )
@@ -65,6 +67,8 @@ def test_every_prompt_and_profile_section_shapes_some_asset():
     """A new prompt constant or profile section must be mapped in versions.py, or edits to it go unnoticed."""
     mapped = {name for names in versions.PROMPTS.values() for name in names}
     constants = {n for n in dir(prompts) if n.isupper() and not n.startswith("_")} - {"SECTIONS"}  # hashed apart
+    constants |= {f"judge.{n}" for n in dir(judge) if n.isupper() and not n.startswith("_") and isinstance(
+        getattr(judge, n), (str, dict))}
     assert constants - mapped == set(), "add these prompts to versions.PROMPTS"
     sections = set(load_profile("paper").model_dump()) - {"name"}
     used = {section[0] for entries in versions.SETTINGS.values() for section in entries}
