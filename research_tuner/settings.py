@@ -83,14 +83,14 @@ class DedupSettings(_Strict):
     """Near-duplicate removal over all fields, and the same similarity for the split's leakage check."""
 
     lexical_threshold: float = Field(
-        default=0.6, gt=0.0, le=1.0,
+        default=0.7, gt=0.0, le=1.0,
         description="Jaccard similarity of word shingles at or above which two questions are lexical duplicates.",
     )
     shingle_words: int = Field(default=2, ge=1, le=5, description="Words per shingle.")
     num_perm: int = Field(default=128, ge=16, le=512, description="MinHash permutations (LSH bands x rows).")
     semantic: bool = Field(default=True, description="Also compare sentence embeddings (all-MiniLM-L6-v2).")
     semantic_threshold: float = Field(
-        default=0.9, gt=0.0, le=1.0, description="Cosine similarity at or above which two questions are paraphrases."
+        default=0.85, gt=0.0, le=1.0, description="Cosine similarity at or above which two questions are paraphrases."
     )
     embedding_batch_size: int = Field(default=128, ge=1)
     embedding_precision: Literal["fp32", "bf16"] = Field(
