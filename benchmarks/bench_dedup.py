@@ -59,6 +59,7 @@ def child_lexical(n: int, threshold: float, num_perm: int) -> dict:
     found = {tuple(p) for p in result.pairs}
     return {"n": n, "seconds": round(seconds, 2), "peak_mb": peak, "pairs": len(result.pairs),
             "candidates": result.candidates, "bands": result.bands, "rows": result.rows,
+            "phase_seconds": result.seconds,
             "injected_pairs_at_or_above_threshold": len(above),
             "recall_on_injected": round(len(above & found) / max(1, len(above)), 4)}
 
