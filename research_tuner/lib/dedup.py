@@ -126,8 +126,8 @@ def cluster_questions(
     labels = clusters_of(n, pairs)
     ids = frame["question_id"].astype(str).to_numpy()
     rounds = frame["generation_round"].fillna(0).to_numpy() if "generation_round" in frame else np.zeros(n)
-    earlier = np.array([qid not in previously_kept for qid in ids])  # False (kept before) sorts first
-    order = np.lexsort((np.arange(n), ids, rounds, earlier, labels))
+    not_kept_before = np.array([qid not in previously_kept for qid in ids])  # False sorts first
+    order = np.lexsort((np.arange(n), ids, rounds, not_kept_before, labels))
     keeper_of_label = {}
     for pos in order:
         keeper_of_label.setdefault(labels[pos], pos)
