@@ -6,7 +6,8 @@ import dagster as dg
 data_job = dg.define_asset_job(
     "data_job",
     selection=dg.AssetSelection.groups("generation", "curation"),
-    description="Subdomains through the train/validation split, for one field.",
+    description="Subdomains through the train/validation split, for one field. question_clusters (all fields) "
+    "runs inside it, so duplicates of questions other fields already have are removed.",
 )
 training_job = dg.define_asset_job(
     "training_job", selection=dg.AssetSelection.assets("lora_adapter"), description="Train the LoRA adapter."

@@ -153,3 +153,15 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         if folder.exists():
             return local_copy(folder)
         raise FileNotFoundError(f"{folder} is missing: materialize {context.asset_key.to_user_string()} first")
+
+
+def stored_frame(io_manager, asset: str, partition: str | None = None) -> pd.DataFrame | None:
+    """What an earlier run wrote for `asset` (and partition), or None: how an asset reads its own last output.
+
+    Only the Parquet lake knows where that is; with any other IO manager there is no earlier output to read.
+    """
+    root = getattr(io_manager, "root", None)
+    if not isinstance(root, str):
+        return None
+    path = lake_path(root, asset, f"{partition if partition is not None else asset}.parquet")
+    return read_parquet(path) if path.exists() else None

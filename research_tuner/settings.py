@@ -94,6 +94,26 @@ class SplitSettings(_Strict):
     seed: int = 0
 
 
+class DedupSettings(_Strict):
+    """Near-duplicate removal over all fields, and the same similarity for the split's leakage check."""
+
+    lexical_threshold: float = Field(
+        default=0.7, gt=0.0, le=1.0,
+        description="Jaccard similarity of word shingles at or above which two questions are lexical duplicates.",
+    )
+    shingle_words: int = Field(default=2, ge=1, le=5, description="Words per shingle.")
+    num_perm: int = Field(default=128, ge=16, le=512, description="MinHash permutations (LSH bands x rows).")
+    semantic: bool = Field(default=True, description="Also compare sentence embeddings (all-MiniLM-L6-v2).")
+    semantic_threshold: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="Cosine similarity at or above which two questions are paraphrases."
+    )
+    embedding_batch_size: int = Field(default=128, ge=1)
+    embedding_precision: Literal["fp32", "bf16"] = Field(
+        default="bf16", description="bf16 autocast: ~1.6x faster on a CPU with bf16, cosine to fp32 > 0.9999."
+    )
+    probes: int = Field(default=3, ge=1, description="Cells each question is looked up in (neighbour search).")
+
+
 class TrainingSettings(_Strict):
     """LoRA fine-tuning; defaults are the paper's where it states them."""
 
@@ -162,6 +182,7 @@ class Profile(_Strict):
     teacher: TeacherSettings
     generation: GenerationSettings
     split: SplitSettings = SplitSettings()
+    dedup: DedupSettings = DedupSettings()
     training: TrainingSettings
     evaluation: EvaluationSettings = EvaluationSettings()
 

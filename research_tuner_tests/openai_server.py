@@ -112,6 +112,19 @@ def _judge_answer(user: str, wants_json: bool) -> str:
     return "Here is my assessment.\n" + "\n".join(lines)
 
 
+_OPENERS = ["How does", "To what extent does", "Why does", "Under which conditions does"]
+_CAUSES = ["funding instability", "peer review delay", "open data mandates", "team diversity", "remote fieldwork",
+           "sensor drift", "public engagement", "archival gaps", "replication pressure", "software tooling",
+           "language barriers", "ethics board scrutiny", "industry partnership", "sample attrition"]
+_VERBS = ["limit", "reshape", "bias", "accelerate", "stabilise"]
+_EFFECTS = ["measurement validity", "long-term trend estimates", "cross-site comparisons", "novice training",
+            "theory building", "policy uptake", "citation patterns", "method choice", "budget planning",
+            "participant recruitment", "model calibration"]
+_SETTINGS = ["in low-resource institutions", "during the last decade", "across European universities",
+             "for early-career researchers", "in multi-site consortia", "under pandemic restrictions",
+             "in community-led projects"]
+
+
 def answer_for(messages: list[dict], wants_json: bool) -> str:
     """What a well-behaved teacher says to this conversation."""
     user = messages[-1]["content"]
@@ -123,8 +136,11 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
         topic = sub.group(1) if sub else "the field"
         angle = re.search(r"Vary the focus: ([^.]+)\.", user)
         seed = _digest(user)
+        # Distinct questions, as a capable teacher writes them (the dedup step would merge templated ones).
         questions = [
-            f"How does factor {seed % 997}-{i} shape {angle.group(1) if angle else 'outcomes'} in {topic}?"
+            f"{_OPENERS[(seed + i) % len(_OPENERS)]} {_CAUSES[(seed // 7 + 3 * i) % len(_CAUSES)]} "
+            f"{_VERBS[(seed // 11 + i) % len(_VERBS)]} {_EFFECTS[(seed // 13 + 5 * i) % len(_EFFECTS)]} "
+            f"in {topic} {_SETTINGS[(seed // 17 + i) % len(_SETTINGS)]}?"
             for i in range(n)
         ]
         return json.dumps({"questions": questions})

@@ -12,10 +12,11 @@ PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches",
 def test_assets_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(PARTITIONED) | {"lora_adapter", "eval_report"}
+    assert keys == set(PARTITIONED) | {"question_clusters", "lora_adapter", "eval_report"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["raw_questions"] == {"subdomains"}
-    assert parents["deduped_questions"] == {"raw_questions"}
+    assert parents["question_clusters"] == {"raw_questions"}  # all fields: duplicates across fields are caught
+    assert parents["deduped_questions"] == {"question_clusters"}
     assert parents["approaches"] == {"deduped_questions"}
     assert parents["dataset_split"] == {"approaches"}
     assert parents["lora_adapter"] == {"dataset_split"}
@@ -32,6 +33,7 @@ def test_field_partitions():
     for key in PARTITIONED:
         assert graph.get(dg.AssetKey(key)).partitions_def.get_partition_keys() == FIELDS
     assert graph.get(dg.AssetKey("lora_adapter")).partitions_def is None
+    assert graph.get(dg.AssetKey("question_clusters")).partitions_def is None
 
 
 def test_every_asset_says_group_kind_and_description():
@@ -43,7 +45,7 @@ def test_every_asset_says_group_kind_and_description():
 def test_quality_gates_are_asset_checks():
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert {"every_approach_has_7_sections", "split_ratio_per_subdomain", "sample_only_from_validation",
-            "unique_questions"} <= checks
+            "unique_questions", "one_kept_per_cluster", "no_near_duplicate_leakage", "schema_and_rows"} <= checks
 
 
 def test_jobs():

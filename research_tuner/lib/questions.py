@@ -23,6 +23,7 @@ QUESTIONS_SCHEMA = {
 }
 
 MIN_WORDS, MAX_WORDS = 5, 60
+_WORD = re.compile(r"[^\W_]+")
 
 
 def stable_seed(*parts: object) -> int:
@@ -33,7 +34,7 @@ def stable_seed(*parts: object) -> int:
 def normalize_question(text: str) -> str:
     """Lower-case letters and digits separated by single spaces: the form exact duplicates share."""
     text = unicodedata.normalize("NFKC", text).lower()
-    return " ".join(re.findall(r"[^\W_]+", text))
+    return " ".join(_WORD.findall(text))
 
 
 def question_id(field: str, subdomain: str, question: str) -> str:
