@@ -35,6 +35,7 @@ from research_tuner.settings import Profile
 LOGIC_VERSIONS: dict[str, int] = {
     "subdomains": 1,
     "raw_questions": 1,
+    "question_clusters": 1,
     "deduped_questions": 1,
     "approaches": 1,
     "dataset_split": 1,
@@ -86,7 +87,10 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     "raw_questions": (_section("teacher", without=_TEACHER_OPERATIONAL | _APPROACH_ONLY),
                       _section("generation", without={"subdomains_per_field"})),
     "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY),),
-    "dataset_split": (_section("split"),),
+    # batch size and precision of the embedding model steer speed, not which pairs pass the thresholds
+    "question_clusters": (_section("dedup", without={"embedding_batch_size"}),),
+    # the split places near-duplicate groups together and checks leakage with the same passes
+    "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size"})),
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
     # the base model comes from the adapter's manifest; only the inference precision is read from training
     "eval_generations": (_section("evaluation", without={"judge"}), _section("training", only={"precision"})),

@@ -49,6 +49,7 @@ def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
         ({"generation": {"subdomains_per_field": 2}}, {"subdomains"}),
         ({"generation": {"questions_per_subdomain": 20}}, {"raw_questions"}),
         ({"split": {"validation_fraction": 0.2}}, {"dataset_split"}),
+        ({"dedup": {"lexical_threshold": 0.8}}, {"question_clusters", "dataset_split"}),
         ({"evaluation": {"max_new_tokens": 100}}, {"eval_generations"}),
         ({"evaluation": {"judge": {"enabled": True}}}, {"eval_judgements"}),
         # how fast or where the work runs never makes data stale
