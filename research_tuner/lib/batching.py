@@ -7,8 +7,9 @@ mega-batch by length, cuts it into optimizer-step batches, and shuffles the orde
 that the run does not see short examples first and long ones last.
 
 Why not packing or padding-free rows on a CPU: transformers 5 turns `position_ids` that restart at 0 into
-a block-diagonal mask for SDPA (`masking_utils.find_packed_sequence_indices`), so a flattened row does not
-attend across example boundaries; but without a varlen (FlashAttention) kernel that mask is dense, and
+a block-diagonal mask for SDPA (`masking_utils.find_packed_sequence_indices`, when there is no attention
+mask and no KV cache, as in training), so a flattened row does not attend across example boundaries
+(research_tuner_tests/test_training_speed.py checks it); but without a varlen (FlashAttention) kernel that mask is dense, and
 SDPA computes every one of the L x L scores of the flattened row, most of them masked away. With bucketing,
 padding is already a few percent, and attention stays per example.
 """

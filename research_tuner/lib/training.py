@@ -27,7 +27,9 @@ import pandas as pd
 import torch
 
 from research_tuner.lib.batching import LengthBucketSampler, PaddingStats
+from research_tuner.lib.generation import CHAT_TEMPLATE_KWARGS
 from research_tuner.lib.hardware import HardwarePlan, apply_process_settings, detect_hardware
+from research_tuner.lib.lora_fast import no_input_cast_while_training, swap_lora_dropout
 from research_tuner.lib.models import (
     hub_token,
     load_causal_lm,
@@ -95,6 +97,8 @@ def to_prompt_completion(frame: pd.DataFrame):
         {
             "prompt": [student_messages(str(q)) for q in frame["question"]],
             "completion": [[{"role": "assistant", "content": str(a)}] for a in frame["approach"]],
+            # TRL passes these to apply_chat_template: the same fixed date as at inference (lib/generation.py)
+            "chat_template_kwargs": [dict(CHAT_TEMPLATE_KWARGS)] * len(frame),
         }
     )
 
@@ -286,6 +290,10 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; `progress` reports instead
     trainer.hardware = plan
+    if plan.device == "cpu":
+        swap_lora_dropout(trainer.model)
+    if (args.bf16 or args.fp16) and not getattr(model, "is_loaded_in_4bit", False):
+        trainer.add_callback(no_input_cast_while_training())
     return trainer
 
 
