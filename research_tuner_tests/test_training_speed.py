@@ -214,3 +214,31 @@ def test_asset_exports_a_merged_model_equal_to_the_adapter_model(tiny_model_dir,
         merged_logits = merged(**batch).logits
     assert not torch.allclose(tuned, base, atol=1e-4)
     torch.testing.assert_close(merged_logits, tuned, atol=1e-4, rtol=1e-4)
+
+
+def test_bf16_training_reports_speed_and_padding(tiny_model_dir, tmp_path):
+    from research_tuner.lib.training import train_lora
+    from research_tuner.settings import TrainingSettings
+
+    data = pd.DataFrame({"question": [f"Why {i}?" for i in range(4)],
+                         "approach": [f"## Hypothesis\nBecause {i}." for i in range(4)]})
+    settings = TrainingSettings(base_model=str(tiny_model_dir), precision="bf16", per_device_batch_size=2,
+                                gradient_accumulation_steps=1, max_length=128, eval_on_start=False)
+    result = train_lora(data, data, settings, tmp_path, max_steps=2)
+    assert result.hardware.precision == "bf16" and result.global_step == 2
+    assert result.padding_waste is not None and 0 <= result.padding_waste < 0.5
+    assert result.tokens_seen > 0 and result.tokens_per_second > 0
+
+
+def test_build_trainer_swaps_lora_dropout_on_a_cpu(tiny_model_dir, tmp_path):
+    from peft.tuners.lora import LoraLayer
+
+    from research_tuner.lib.training import build_trainer
+    from research_tuner.settings import TrainingSettings
+
+    data = pd.DataFrame({"question": ["Why?"], "approach": ["Because."]})
+    trainer = build_trainer(data, data, TrainingSettings(base_model=str(tiny_model_dir), precision="bf16"), tmp_path)
+    layers = [m for m in trainer.model.modules() if isinstance(m, LoraLayer)]
+    assert layers and all(isinstance(d, RandMaskDropout) and d.p == 0.05
+                          for m in layers for d in m.lora_dropout.values())
+    assert all(m.cast_input_dtype_enabled for m in layers)  # switched off only while training runs
