@@ -28,9 +28,17 @@ class GenerationOutput:
     finish_reason: str  # "stop" at an end-of-sequence token, "length" at the token limit
 
 
+#: Extra variables for every chat template, at training and at inference alike. Llama 3.x templates write
+#: "Today Date: <date>" into the system turn, today's date unless `date_string` is given; a fixed date keeps
+#: the prompts of the training day and the evaluation day identical. This one is the templates' own fallback.
+CHAT_TEMPLATE_KWARGS: dict[str, str] = {"date_string": "26 Jul 2024"}
+
+
 def render_prompt(tokenizer, prompt: ChatPrompt) -> str:
     """The model's own chat template, ending where the assistant's answer (after the prefix) begins."""
-    text = tokenizer.apply_chat_template(list(prompt.messages), tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        list(prompt.messages), tokenize=False, add_generation_prompt=True, **CHAT_TEMPLATE_KWARGS
+    )
     return text + prompt.assistant_prefix
 
 

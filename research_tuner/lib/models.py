@@ -135,15 +135,24 @@ def load_tokenizer(name: str, *, token: str | None = None, padding_side: str = "
     return tokenizer
 
 
-def load_causal_lm(name: str, *, precision: str = "auto", token: str | None = None, tokenizer=None):
+def load_causal_lm(
+    name: str,
+    *,
+    precision: str = "auto",
+    token: str | None = None,
+    tokenizer=None,
+    attn_implementation: str | None = None,
+):
     """The model in eval mode on the best device, in the requested precision.
 
     Given the tokenizer, embeddings grow to fit a pad token that load_tokenizer had to add.
+    `attn_implementation` None is transformers' default (SDPA where the model supports it).
     """
     from transformers import AutoModelForCausalLM
 
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(
-        resolve_model(name), dtype=preferred_dtype(precision), token=token
+        resolve_model(name), dtype=preferred_dtype(precision), token=token, **extra
     )
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import time
@@ -27,8 +26,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from research_tuner.lib.batching import LengthBucketSampler, PaddingStats
+from research_tuner.lib.generation import CHAT_TEMPLATE_KWARGS
+from research_tuner.lib.hardware import HardwarePlan, apply_process_settings, detect_hardware
+from research_tuner.lib.lora_fast import no_input_cast_while_training, swap_lora_dropout
 from research_tuner.lib.models import (
-    device,
     hub_token,
     load_causal_lm,
     load_tokenizer,
@@ -45,7 +47,7 @@ SAVE_TOTAL_LIMIT = 3
 _FINGERPRINT_FILE = "run_fingerprint.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 #: Settings that do not change what is trained, so changing them does not discard checkpoints.
-_NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch"}
+_NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "export_merged"}
 #: Columns of training_log.parquet that always exist (NaN where a step has no such value).
 LOG_COLUMNS = ["step", "epoch", "loss", "eval_loss", "learning_rate", "tokens_per_second"]
 
@@ -75,6 +77,10 @@ class TrainingResult:
     tokens_per_second: float | None = None
     quantized_4bit: bool = False
     merged_dir: Path | None = None
+    #: Padded tokens / all tokens in this call's training batches (0 = no padding).
+    padding_waste: float | None = None
+    #: The precision `auto` resolved to, the attention kernel, and the other choices for this machine.
+    hardware: HardwarePlan | None = None
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -91,6 +97,8 @@ def to_prompt_completion(frame: pd.DataFrame):
         {
             "prompt": [student_messages(str(q)) for q in frame["question"]],
             "completion": [[{"role": "assistant", "content": str(a)}] for a in frame["approach"]],
+            # TRL passes these to apply_chat_template: the same fixed date as at inference (lib/generation.py)
+            "chat_template_kwargs": [dict(CHAT_TEMPLATE_KWARGS)] * len(frame),
         }
     )
 
@@ -132,8 +140,10 @@ def _can_load_4bit() -> bool:
     return True
 
 
-def _load_base_model(settings: TrainingSettings, tokenizer, dtype: torch.dtype, token: str | None):
-    """The base model to train: 4-bit quantized (QLoRA) when asked for and possible, else in `dtype`."""
+def _load_base_model(settings: TrainingSettings, plan: HardwarePlan, tokenizer, token: str | None):
+    """The base model to train: 4-bit quantized (QLoRA) when asked for and possible, else in the plan's
+    precision (float32 weights for bf16-mixed, whose bfloat16 comes from autocast)."""
+    dtype = preferred_dtype(plan.precision)
     if settings.load_in_4bit and not _can_load_4bit():
         log.warning("training.load_in_4bit needs CUDA and bitsandbytes; training a full-precision LoRA instead")
     if settings.load_in_4bit and _can_load_4bit():  # pragma: no cover - needs a GPU
@@ -151,6 +161,7 @@ def _load_base_model(settings: TrainingSettings, tokenizer, dtype: torch.dtype, 
             ),
             dtype=compute,
             device_map={"": torch.cuda.current_device()},
+            attn_implementation=plan.attn_implementation,
             token=token,
         )
         if len(tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -161,8 +172,14 @@ def _load_base_model(settings: TrainingSettings, tokenizer, dtype: torch.dtype, 
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
         return model
-    weights = "fp32" if settings.precision == "bf16-mixed" else settings.precision  # autocast does the rest
-    return load_causal_lm(settings.base_model, precision=weights, token=token, tokenizer=tokenizer)
+    weights = "fp32" if plan.precision == "bf16-mixed" else plan.precision  # autocast does the rest
+    return load_causal_lm(
+        settings.base_model,
+        precision=weights,
+        token=token,
+        tokenizer=tokenizer,
+        attn_implementation=plan.attn_implementation,
+    )
 
 
 def lora_config(settings: TrainingSettings):
@@ -176,17 +193,6 @@ def lora_config(settings: TrainingSettings):
         bias="none",
         task_type="CAUSAL_LM",
     )
-
-
-def _use_all_cores() -> None:
-    if torch.cuda.is_available() or os.environ.get("OMP_NUM_THREADS"):
-        return  # an explicit thread count wins (research_tuner.executors shares cores among torch steps)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    if torch.get_num_threads() < cores:
-        torch.set_num_threads(cores)
 
 
 # --- the trainer -----------------------------------------------------------------------------------
@@ -207,16 +213,22 @@ def build_trainer(
     max_steps: int | None = None,
     eval_on_start: bool = True,
 ):
-    """The configured `SFTTrainer` (LoRA-wrapped model, prepared datasets), without training it."""
+    """The configured `SFTTrainer` (LoRA-wrapped model, prepared datasets), without training it.
+
+    `trainer.hardware` is the plan it was configured with and `trainer.padding` counts the real and padded
+    tokens of the training batches.
+    """
     from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     if len(train) == 0:
         raise ValueError("no training examples")
     token = hub_token(settings.hf_token_env)
-    dtype = preferred_dtype(settings.precision)
+    plan = detect_hardware(settings.precision)
+    apply_process_settings(plan)
+    dtype = preferred_dtype(plan.precision)
     tokenizer = load_tokenizer(settings.base_model, token=token)
-    model = _load_base_model(settings, tokenizer, dtype, token)
+    model = _load_base_model(settings, plan, tokenizer, token)
 
     has_eval = len(validation) > 0
     if not has_eval:
@@ -239,14 +251,19 @@ def build_trainer(
         **_checkpointing_args(SFTConfig, settings.gradient_checkpointing),  # TRL's default is on
         bf16=dtype == torch.bfloat16,  # TRL's default is True, even for a float32 model on a CPU
         fp16=dtype == torch.float16,
-        use_cpu=device().type == "cpu",  # transformers refuses bf16 without a GPU unless told it is a CPU run
-        # data
+        tf32=plan.tf32 or None,
+        optim=plan.optim,
+        use_cpu=plan.device == "cpu",  # transformers refuses bf16 without a GPU unless told it is a CPU run
+        # data: batches of similar-length examples (see lib/batching.py); no packing, so attention stays
+        # within an example on every attention kernel
         max_length=settings.max_length,
         packing=False,
+        padding_free=False,
         completion_only_loss=True,  # TRL's default for prompt-completion data, made explicit
         assistant_only_loss=False,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_num_workers=plan.dataloader_workers,
+        dataloader_pin_memory=plan.pin_memory,
+        dataloader_persistent_workers=plan.dataloader_workers > 0,
         # evaluation, logging, checkpoints
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
@@ -262,7 +279,7 @@ def build_trainer(
         disable_tqdm=True,
         push_to_hub=False,
     )
-    trainer = SFTTrainer(
+    trainer = _trainer_class(settings.batching == "length_grouped")(
         model=model,
         args=args,
         train_dataset=to_prompt_completion(train),
@@ -272,7 +289,37 @@ def build_trainer(
         callbacks=list(callbacks),
     )
     trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; `progress` reports instead
+    trainer.hardware = plan
+    if plan.device == "cpu":
+        swap_lora_dropout(trainer.model)
+    if (args.bf16 or args.fp16) and not getattr(model, "is_loaded_in_4bit", False):
+        trainer.add_callback(no_input_cast_while_training())
     return trainer
+
+
+def _trainer_class(length_grouped: bool):
+    """`SFTTrainer` that counts the padding of its training batches and, when `length_grouped`, samples
+    training examples with `LengthBucketSampler`."""
+    from trl import SFTTrainer
+
+    class _SFTTrainer(SFTTrainer):
+        def __init__(self, *args, **kwargs):
+            self.padding = PaddingStats()
+            super().__init__(*args, **kwargs)
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if not length_grouped or dataset is None or "input_ids" not in dataset.column_names:
+                return super()._get_train_sampler(train_dataset)
+            step = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            lengths = [len(ids) for ids in dataset["input_ids"]]
+            return LengthBucketSampler(lengths, step_size=step, seed=self.args.seed)
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            self.padding.add(inputs)
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    return _SFTTrainer
 
 
 def _checkpointing_args(config_class, enabled: bool) -> dict[str, Any]:
@@ -419,7 +466,6 @@ def train_lora(
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
     output_dir.mkdir(parents=True, exist_ok=True)
-    _use_all_cores()
 
     fingerprint = _fingerprint(train, validation, settings, max_steps)
     resume_from = _last_checkpoint(checkpoint_dir)
@@ -463,7 +509,7 @@ def train_lora(
 
     trainable, total = model.get_nb_trainable_parameters()
     param = next(p for p in model.get_base_model().parameters() if p.is_floating_point())
-    compute_dtype = preferred_dtype(settings.precision)
+    compute_dtype = preferred_dtype(trainer.hardware.precision)
     device_name = str(param.device)
 
     merged_dir = None
@@ -493,6 +539,8 @@ def train_lora(
         tokens_per_second=session_tokens / tracker.train_time_s if tracker.train_time_s > 0 else None,
         quantized_4bit=quantized,
         merged_dir=merged_dir,
+        padding_waste=trainer.padding.padding_waste,
+        hardware=trainer.hardware,
     )
 
 
