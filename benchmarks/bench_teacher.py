@@ -15,7 +15,7 @@ dropped connections, hung requests that time out). The same 2,000 approach reque
 The bound is what the server's limit allows: (requests it had to answer = successes + injected faults)
 divided by the rate. Results go to benchmarks/results/teacher.json.
 
-    flock /tmp/rt_cpu.lock python benchmarks/bench_teacher.py [--requests 2000] [--rate 40] [--window 1.0]
+    python benchmarks/bench_teacher.py [--requests 2000] [--rate 40] [--window 1.0]
 """
 
 from __future__ import annotations

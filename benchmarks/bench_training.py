@@ -24,7 +24,7 @@ evaluation for both). The project's rate is also given as a fraction of the bflo
 peak from ../shared/FACTS.md (184 GFLOP/s) and as measured in this run. Results go to
 benchmarks/results/training.json.
 
-    flock /tmp/rt_cpu.lock python benchmarks/bench_training.py [--steps 4]
+    python benchmarks/bench_training.py [--steps 4]
 """
 
 from __future__ import annotations
