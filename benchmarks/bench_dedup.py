@@ -148,7 +148,7 @@ def child_search(n: int, threshold: float, brute: bool) -> dict:
 def labelled_quality() -> dict:
     """Pairwise precision/recall/F1 on the hand-labelled quads: held-out (thresholds chosen by cross-validation
     over topics) for the overlap-aware rule and for a plain cosine threshold, and the defaults in-sample."""
-    from labelled_paraphrases import cross_validated_quality, load_quads, pair_counts, scores
+    from labelled_paraphrases import cross_validated_quality, later_topics_quality, load_quads, pair_counts, scores
 
     from research_tuner.lib.dedup import clusters_of, duplicate_pairs
     from research_tuner.settings import DedupSettings
@@ -157,7 +157,8 @@ def labelled_quality() -> dict:
     n = len(texts) // 4
     out = {"questions": len(texts), "topics": n,
            "held_out_overlap_rule": cross_validated_quality(),
-           "held_out_plain_cosine": cross_validated_quality(plain_cosine_only=True)}
+           "held_out_plain_cosine": cross_validated_quality(plain_cosine_only=True),
+           "later_topics": later_topics_quality()}
     default = DedupSettings()
     in_sample = {}
     for name, cfg in {"exact+lexical": default.model_copy(update={"semantic": False}),
@@ -192,6 +193,8 @@ def main() -> None:
     parser.add_argument("--with-1m", action="store_true", help="also run the lexical pass at 1,000,000 questions")
     parser.add_argument("--baseline-max", type=int, default=100_000, help="largest size datasketch runs at")
     parser.add_argument("--search-n", type=int, default=100_000)
+    parser.add_argument("--labelled-only", action="store_true",
+                        help="recompute only the labelled-set section of an existing results file")
     parser.add_argument("--threshold", type=float, default=0.7)
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--cosine", type=float, default=None,
@@ -212,6 +215,13 @@ def main() -> None:
         else:
             out = child_search(n, args.cosine, brute=args.child[2] == "brute")
         print(json.dumps(out))
+        return
+
+    if args.labelled_only:
+        result = json.loads(RESULTS.read_text())
+        result["labelled_set"] = labelled_quality()
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["labelled_set"], indent=2))
         return
 
     import torch

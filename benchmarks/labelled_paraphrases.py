@@ -130,3 +130,28 @@ def cross_validated_quality(folds: int = 5, repeats: int = 4, plain_cosine_only:
             "held_out_f1_per_repeat": per_repeat,
             "thresholds_chosen": {c: {"min": float(picked[c].min()), "median": float(picked[c].median()),
                                       "max": float(picked[c].max())} for c in picked}}
+
+
+def later_topics_quality(first: int = 38) -> dict:
+    """Thresholds fitted on the first `first` topics (the set as first written) and scored on the topics
+    added later, which were written before the overlap rule existed: a second held-out view."""
+    from research_tuner.lib.dedup import clusters_of, duplicate_pairs
+    from research_tuner.settings import DedupSettings
+
+    texts, topic, role = load_quads()
+    default = DedupSettings()
+    pre = PrecomputedPairs(texts, default)
+    old, new = np.flatnonzero(topic < first), np.flatnonzero(topic >= first)
+    out = {"fitted_on_topics": first, "scored_on_topics": int(len(np.unique(topic[new])))}
+    for name, grid in {"overlap_rule": {}, "plain_cosine": {"semantic_overlap_slope": [0.0],
+                                                           "semantic_max_threshold": [1.0]}}.items():
+        saved = dict(GRID)
+        GRID.update(grid)
+        try:
+            params, _ = fit(pre, old, topic, role)
+        finally:
+            GRID.update(saved)
+        held_texts = [texts[i] for i in new]
+        labels = clusters_of(len(held_texts), duplicate_pairs(held_texts, default.model_copy(update=params)))
+        out[name] = {"thresholds": params, **scores(*pair_counts(labels, topic[new], role[new]))}
+    return out

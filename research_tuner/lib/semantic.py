@@ -190,7 +190,9 @@ def content_jaccard(texts: list[str], pairs: np.ndarray) -> np.ndarray:
     matrix = csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(used), max(1, len(vocab))))
     row = np.searchsorted(used, pairs)
     sizes = np.diff(matrix.indptr).astype(np.float32)
-    inter = np.asarray(matrix[row[:, 0]].multiply(matrix[row[:, 1]]).sum(axis=1)).ravel()
+    inter = np.concatenate([  # in chunks, so millions of pairs never build one huge sparse product
+        np.asarray(matrix[r[:, 0]].multiply(matrix[r[:, 1]]).sum(axis=1)).ravel()
+        for r in np.array_split(row, max(1, len(row) // 500_000))])
     union = sizes[row[:, 0]] + sizes[row[:, 1]] - inter
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
 
