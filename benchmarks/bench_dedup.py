@@ -10,7 +10,7 @@ Quality: precision, recall and F1 of the whole dedup (exact + lexical + semantic
 hand-labelled set research_tuner_tests/data/paraphrase_quads.tsv.
 Results go to benchmarks/results/dedup.json. Run under the CPU lock:
 
-    flock /tmp/rt_cpu.lock python benchmarks/bench_dedup.py [--with-1m] [--baseline-max 100000]
+    python benchmarks/bench_dedup.py [--with-1m] [--baseline-max 100000]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results" / "dedup.json"
 CACHE = HERE / ".cache"
-QUADS = HERE.parent / "research_tuner_tests" / "data" / "paraphrase_quads.tsv"
+GENERATOR_VERSION = "v2"  # bump when synthetic_questions changes, so cached embeddings are not reused
 
 
 def _peak_mb() -> float:
@@ -98,7 +98,7 @@ def _embeddings(n: int) -> np.ndarray:
 
     from research_tuner.lib.semantic import embed
 
-    path = CACHE / f"embeddings_{n}.npy"
+    path = CACHE / f"embeddings_{GENERATOR_VERSION}_{n}.npy"
     if path.exists():
         return np.load(path)
     questions, _ = synthetic_questions(n)
@@ -146,35 +146,34 @@ def child_search(n: int, threshold: float, brute: bool) -> dict:
 
 
 def labelled_quality() -> dict:
-    """Pairwise precision/recall/F1 of the clustered dedup on the hand-labelled quads."""
-    import pandas as pd
+    """Pairwise precision/recall/F1 on the hand-labelled quads: held-out (thresholds chosen by cross-validation
+    over topics) for the overlap-aware rule and for a plain cosine threshold, and the defaults in-sample."""
+    from labelled_paraphrases import cross_validated_quality, later_topics_quality, load_quads, pair_counts, scores
 
     from research_tuner.lib.dedup import clusters_of, duplicate_pairs
     from research_tuner.settings import DedupSettings
 
-    quads = pd.read_csv(QUADS, sep="\t", comment="#")
-    roles = ["question", "paraphrase", "light_edit", "hard_negative"]
-    texts = [t for role in roles for t in quads[role]]
-    n = len(quads)
-    topic, role = np.tile(np.arange(n), 4), np.repeat(np.arange(4), n)
-    truth = (topic[:, None] == topic[None, :]) & (role[:, None] < 3) & (role[None, :] < 3)
-    upper = np.triu_indices(len(texts), 1)
-    out = {"questions": len(texts), "topics": n, "duplicate_pairs": int(truth[upper].sum()),
-           "non_duplicate_pairs": int((~truth[upper]).sum())}
+    texts, topic, role = load_quads()
+    n = len(texts) // 4
+    out = {"questions": len(texts), "topics": n,
+           "held_out_overlap_rule": cross_validated_quality(),
+           "held_out_plain_cosine": cross_validated_quality(plain_cosine_only=True),
+           "later_topics": later_topics_quality()}
     default = DedupSettings()
+    in_sample = {}
     for name, cfg in {"exact+lexical": default.model_copy(update={"semantic": False}),
                       "exact+lexical+semantic": default}.items():
         labels = clusters_of(len(texts), duplicate_pairs(texts, cfg))
-        same = labels[:, None] == labels[None, :]
-        t, p = truth[upper], same[upper]
-        tp = int((t & p).sum())
-        precision, recall = tp / max(1, int(p.sum())), tp / max(1, int(t.sum()))
-        by = {r: float((labels[:n] == labels[k * n:(k + 1) * n]).mean()) for k, r in enumerate(roles) if k}
-        out[name] = {"precision": round(precision, 3), "recall": round(recall, 3),
-                     "f1": round(2 * precision * recall / max(1e-9, precision + recall), 3),
-                     "paraphrase_caught": round(by["paraphrase"], 3), "light_edit_caught": round(by["light_edit"], 3),
-                     "hard_negative_wrongly_merged": round(by["hard_negative"], 3)}
-    out["thresholds"] = {"lexical_jaccard": default.lexical_threshold, "semantic_cosine": default.semantic_threshold}
+        by = {r: float((labels[:n] == labels[k * n:(k + 1) * n]).mean())
+              for k, r in enumerate(["question", "paraphrase", "light_edit", "hard_negative"]) if k}
+        in_sample[name] = {**scores(*pair_counts(labels, topic, role)),
+                           "paraphrase_caught": round(by["paraphrase"], 3),
+                           "light_edit_caught": round(by["light_edit"], 3),
+                           "hard_negative_wrongly_merged": round(by["hard_negative"], 3)}
+    out["defaults_in_sample (thresholds fitted on all topics; not a held-out number)"] = in_sample
+    out["defaults"] = {"lexical_jaccard": default.lexical_threshold, "semantic_threshold": default.semantic_threshold,
+                       "semantic_overlap_slope": default.semantic_overlap_slope,
+                       "semantic_max_threshold": default.semantic_max_threshold}
     return out
 
 
@@ -194,10 +193,17 @@ def main() -> None:
     parser.add_argument("--with-1m", action="store_true", help="also run the lexical pass at 1,000,000 questions")
     parser.add_argument("--baseline-max", type=int, default=100_000, help="largest size datasketch runs at")
     parser.add_argument("--search-n", type=int, default=100_000)
+    parser.add_argument("--labelled-only", action="store_true",
+                        help="recompute only the labelled-set section of an existing results file")
     parser.add_argument("--threshold", type=float, default=0.7)
     parser.add_argument("--num-perm", type=int, default=128)
-    parser.add_argument("--cosine", type=float, default=0.85)
+    parser.add_argument("--cosine", type=float, default=None,
+                        help="search threshold; default: DedupSettings().semantic_threshold (the search's floor)")
     args = parser.parse_args()
+    if args.cosine is None:
+        from research_tuner.settings import DedupSettings
+
+        args.cosine = DedupSettings().semantic_threshold
     if args.child:
         kind, n = args.child[0], int(args.child[1])
         if kind == "lexical":
@@ -209,6 +215,13 @@ def main() -> None:
         else:
             out = child_search(n, args.cosine, brute=args.child[2] == "brute")
         print(json.dumps(out))
+        return
+
+    if args.labelled_only:
+        result = json.loads(RESULTS.read_text())
+        result["labelled_set"] = labelled_quality()
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["labelled_set"], indent=2))
         return
 
     import torch
@@ -228,8 +241,11 @@ def main() -> None:
         else:
             entry["datasketch"] = f"skipped above --baseline-max {args.baseline_max} (about 10x the 100k time)"
         lexical[str(n)] = entry
-    growth = {f"{a}->{b}": {"size_x": b // a, "time_x": round(lexical[str(b)]["ours"]["seconds"] /
-                                                              lexical[str(a)]["ours"]["seconds"], 2)}
+    growth = {f"{a}->{b}": {"size_x": b // a,
+                            "time_x": round(lexical[str(b)]["ours"]["seconds"] / lexical[str(a)]["ours"]["seconds"], 2),
+                            "candidates_x": round(lexical[str(b)]["ours"]["candidates"]
+                                                  / max(1, lexical[str(a)]["ours"]["candidates"]), 2),
+                            "pairs_x": round(lexical[str(b)]["ours"]["pairs"] / max(1, lexical[str(a)]["ours"]["pairs"]), 2)}
               for a, b in zip(sizes, sizes[1:])}
     semantic = {
         "embedding_bf16": run_child("embed", "2064", "bf16"),

@@ -105,7 +105,18 @@ class DedupSettings(_Strict):
     num_perm: int = Field(default=128, ge=16, le=512, description="MinHash permutations (LSH bands x rows).")
     semantic: bool = Field(default=True, description="Also compare sentence embeddings (all-MiniLM-L6-v2).")
     semantic_threshold: float = Field(
-        default=0.85, gt=0.0, le=1.0, description="Cosine similarity at or above which two questions are paraphrases."
+        default=0.77, gt=0.0, le=1.0,
+        description="Cosine similarity at or above which two questions that share no content words are paraphrases.",
+    )
+    semantic_overlap_slope: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="Cosine the rule adds per unit of content-word Jaccard: two questions that share most of their "
+        "content words yet are not lexical duplicates differ in the words that matter (a same-topic question "
+        "about another outcome), so they need a higher cosine. Required cosine = min(semantic_threshold + "
+        "slope x content Jaccard, semantic_max_threshold). 0 is a plain cosine threshold.",
+    )
+    semantic_max_threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Cap on the overlap-raised cosine threshold."
     )
     embedding_batch_size: int = Field(default=128, ge=1)
     embedding_precision: Literal["fp32", "bf16"] = Field(

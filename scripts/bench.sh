@@ -10,5 +10,6 @@ export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
 python benchmarks/bench_eval_generation.py
 python benchmarks/bench_teacher.py
 python benchmarks/bench_dedup.py "$@"
+python benchmarks/bench_semantic_rule.py
 python benchmarks/bench_training.py
 ls -l benchmarks/results/

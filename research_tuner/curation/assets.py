@@ -66,7 +66,9 @@ def question_clusters(
         "closest_removed_pairs": preview(near, PAIR_COLUMNS, rows=8, width=120),
         "borderline_removed_pairs": preview(near.iloc[::-1], PAIR_COLUMNS, rows=8, width=120),
         "thresholds": dg.MetadataValue.json({"lexical_jaccard": cfg.lexical_threshold, "shingle_words": cfg.shingle_words,
-                                             "semantic_cosine": cfg.semantic_threshold if cfg.semantic else None}),
+                                             "semantic_cosine": cfg.semantic_threshold if cfg.semantic else None,
+                                             "semantic_overlap_slope": cfg.semantic_overlap_slope,
+                                             "semantic_max_threshold": cfg.semantic_max_threshold}),
     })
     kept_per_cluster = audit.groupby("cluster")["keep"].sum()
     kept_ids = set(audit.loc[audit["keep"], "question_id"])

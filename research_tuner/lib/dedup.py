@@ -66,6 +66,25 @@ class DuplicatePairs:
                              "similarity": self.similarity})
 
 
+def semantic_pairs(texts: list[str], cfg: DedupSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(pairs, cosine) of paraphrases among `texts` by the configured rule (see `required_cosine`).
+
+    The blocked neighbour search returns every pair at or above the lowest cosine the rule can accept
+    (`semantic_threshold`); each is then held to the bar its content-word overlap sets.
+    """
+    from research_tuner.lib.semantic import (content_jaccard, embed, required_cosine,
+                                             semantic_near_duplicates)
+
+    vectors = embed(texts, cfg.embedding_batch_size, cfg.embedding_precision)
+    found = semantic_near_duplicates(vectors, cfg.semantic_threshold, cfg.probes)
+    if cfg.semantic_overlap_slope == 0 or len(found.pairs) == 0:
+        return found.pairs, found.similarity
+    bar = required_cosine(content_jaccard(texts, found.pairs), cfg.semantic_threshold,
+                          cfg.semantic_overlap_slope, cfg.semantic_max_threshold)
+    keep = found.similarity >= bar
+    return found.pairs[keep], found.similarity[keep]
+
+
 def duplicate_pairs(texts: list[str] | pd.Series, cfg: DedupSettings) -> DuplicatePairs:
     """All duplicate pairs among `texts` (row positions): exact, then lexical and semantic among distinct texts.
 
@@ -87,13 +106,10 @@ def duplicate_pairs(texts: list[str] | pd.Series, cfg: DedupSettings) -> Duplica
         parts.append((first[lexical.pairs[:, 0]], first[lexical.pairs[:, 1]],
                       np.ones(len(lexical.pairs), np.int64), lexical.similarity))
         if cfg.semantic:
-            from research_tuner.lib.semantic import embed, semantic_near_duplicates
-
             idx = np.flatnonzero(nonempty)
-            vectors = embed([rep_texts[i] for i in idx], cfg.embedding_batch_size, cfg.embedding_precision)
-            semantic = semantic_near_duplicates(vectors, cfg.semantic_threshold, cfg.probes)
-            parts.append((first[idx[semantic.pairs[:, 0]]], first[idx[semantic.pairs[:, 1]]],
-                          np.full(len(semantic.pairs), 2, np.int64), semantic.similarity))
+            pairs, cosine = semantic_pairs([rep_texts[i] for i in idx], cfg)
+            parts.append((first[idx[pairs[:, 0]]], first[idx[pairs[:, 1]]],
+                          np.full(len(pairs), 2, np.int64), cosine))
     a, b, kind, sim = (np.concatenate(x) for x in zip(*parts))
     a, b = np.minimum(a, b), np.maximum(a, b)
     # One entry per pair: the first kind in KINDS order that found it.

@@ -153,3 +153,55 @@ def semantic_near_duplicates(emb: np.ndarray, threshold: float = 0.9, probes: in
     pairs_all, sims_all = np.concatenate(pairs), np.concatenate(sims)
     codes, first = np.unique(pairs_all[:, 0] * np.int64(n) + pairs_all[:, 1], return_index=True)
     return SemanticResult(np.stack([codes // n, codes % n], axis=1), sims_all[first], compared, cells)
+
+
+#: Words that carry no topic: question words, articles, prepositions, auxiliaries, vague verbs of relation.
+STOPWORDS = frozenset("""
+a an the of in on at to for from by with and or not no is are was were be been being do does did done has have
+had how what which why when where who whom whose whether than as that this these those their there its it into
+onto over under between among about across within during after before can could will would should may might
+must more most less least much many compared than such per via each other any some all both
+""".split())
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The normalised words of `text` minus STOPWORDS, with a plural 's' dropped (so 'incomes' meets 'income')."""
+    from research_tuner.lib.questions import normalize_question
+
+    words = (w for w in normalize_question(text).split() if w not in STOPWORDS)
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
+
+
+def content_jaccard(texts: list[str], pairs: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of the content-word sets of each pair (rows of `pairs` index `texts`), vectorised.
+
+    Texts become rows of a sparse 0/1 word matrix, so the cost is linear in the words of the pairs' texts.
+    """
+    from scipy.sparse import csr_matrix
+
+    if len(pairs) == 0:
+        return np.empty(0, np.float32)
+    used = np.unique(pairs)
+    vocab: dict[str, int] = {}
+    indptr, indices = [0], []
+    for i in used:
+        indices.extend(vocab.setdefault(w, len(vocab)) for w in content_words(texts[i]))
+        indptr.append(len(indices))
+    matrix = csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(used), max(1, len(vocab))))
+    row = np.searchsorted(used, pairs)
+    sizes = np.diff(matrix.indptr).astype(np.float32)
+    inter = np.concatenate([  # in chunks, so millions of pairs never build one huge sparse product
+        np.asarray(matrix[r[:, 0]].multiply(matrix[r[:, 1]]).sum(axis=1)).ravel()
+        for r in np.array_split(row, max(1, len(row) // 500_000))])
+    union = sizes[row[:, 0]] + sizes[row[:, 1]] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
+
+
+def required_cosine(overlap: np.ndarray, threshold: float, slope: float, cap: float) -> np.ndarray:
+    """The cosine a pair must reach to count as a paraphrase, given its content-word Jaccard `overlap`.
+
+    all-MiniLM-L6-v2 scores two questions that share most words but ask about another outcome (a
+    same-topic question) about as high as a reworded question that shares few words, so shared words
+    raise the bar: what differs between two mostly identical questions is what the study is about.
+    """
+    return np.minimum(threshold + slope * overlap, cap)
