@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for research_tuner: Debian packages (WordNet 3.0 for METEOR;
-# PostgreSQL, Chromium and ChromeDriver for the instance and web-UI tests),
+# with RESEARCH_TUNER_TEST_DEPS=1 also PostgreSQL, Chromium and ChromeDriver for the instance and web-UI tests),
 # a virtualenv in .venv with the CPU build of PyTorch, the project and its dev tools, and NLTK's
 # WordNet corpus built from the Debian files. Idempotent: a second run only checks.
 set -euo pipefail
@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}   # the CPU wheel this machine kind carries; a GPU box sets its own
 
+apt_packages=(wordnet-base wordnet-sense-index)
+# Only the tests need a PostgreSQL server and a browser (scripts/test.sh sets this).
+[ "${RESEARCH_TUNER_TEST_DEPS:-0}" = 1 ] && apt_packages+=(postgresql chromium chromium-driver)
 need_apt=()
-for pkg in wordnet-base wordnet-sense-index postgresql chromium chromium-driver; do
+for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
