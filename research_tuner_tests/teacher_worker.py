@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import pandas as pd
@@ -27,6 +30,25 @@ def synthetic_questions(n: int) -> pd.DataFrame:
         rows.append({"question_id": question_id("humanities", "history", q), "field": "humanities",
                      "subdomain": "history", "question": q})
     return pd.DataFrame(rows)
+
+
+def start_worker(base_url: str, tmp_path, out: str, questions: int, settings: list[str],
+                 env: dict[str, str] | None = None) -> subprocess.Popen:
+    """This module in a subprocess (cache in tmp_path/cache.sqlite, result in tmp_path/out)."""
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path), **(env or {})}
+    cmd = [sys.executable, "-m", "research_tuner_tests.teacher_worker", "--base-url", base_url,
+           "--cache", str(tmp_path / "cache.sqlite"), "--out", str(tmp_path / out), "--questions", str(questions)]
+    for assignment in settings:
+        cmd += ["--set", assignment]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.01)
 
 
 def main() -> None:

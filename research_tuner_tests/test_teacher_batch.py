@@ -1,11 +1,7 @@
 """Batch mode against the loopback Batch API: submit, answers cached at half price, follow-up batch, resume."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -13,7 +9,7 @@ from research_tuner.lib.approaches import generate_approaches
 from research_tuner.lib.teacher import Usage, build_teacher
 from research_tuner.settings import load_profile
 from research_tuner_tests.openai_server import FakeOpenAIServer, Fault
-from research_tuner_tests.teacher_worker import synthetic_questions
+from research_tuner_tests.teacher_worker import start_worker, synthetic_questions, wait_until
 
 
 @pytest.fixture
@@ -53,20 +49,9 @@ def test_batch_answers_land_in_the_cache_at_half_price_and_invalid_ones_go_to_a_
     assert valid2.equals(valid)
 
 
-def worker(server, tmp_path, out: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path)}
-    cmd = [sys.executable, "-m", "research_tuner_tests.teacher_worker", "--base-url", server.base_url,
-           "--cache", str(tmp_path / "cache.sqlite"), "--out", str(tmp_path / out), "--questions", "30",
-           "--set", "teacher.mode=batch", "--set", "teacher.batch_poll_interval_s=0.05"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_until(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.01)
+def worker(server, tmp_path, out: str):
+    return start_worker(server.base_url, tmp_path, out, 30,
+                        ["teacher.mode=batch", "teacher.batch_poll_interval_s=0.05"])
 
 
 @pytest.mark.slow

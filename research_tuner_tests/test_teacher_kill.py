@@ -1,33 +1,20 @@
 """A partition's teacher process killed with SIGKILL halfway, then rerun: nothing lost, nothing paid twice."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
 from research_tuner_tests.openai_server import FakeOpenAIServer
+from research_tuner_tests.teacher_worker import start_worker, wait_until
 
 N = 40
 
 
-def worker(server, tmp_path, out: str) -> subprocess.Popen:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "PYTHONPATH": os.pathsep.join(sys.path), "TEACHER_BACKOFF_S": "0.05"}
-    cmd = [sys.executable, "-m", "research_tuner_tests.teacher_worker", "--base-url", server.base_url,
-           "--cache", str(tmp_path / "cache.sqlite"), "--out", str(tmp_path / out), "--questions", str(N),
-           "--set", "teacher.max_concurrency=4"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-
-def wait_until(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.01)
+def worker(server, tmp_path, out: str):
+    return start_worker(server.base_url, tmp_path, out, N, ["teacher.max_concurrency=4"],
+                        env={"TEACHER_BACKOFF_S": "0.05"})
 
 
 @pytest.mark.slow
