@@ -26,6 +26,9 @@ class HardwarePlan:
     threads: int | None
     pin_memory: bool
     dataloader_workers: int
+    #: The project's loss over labelled positions only (lib/completion_loss.py) instead of TRL's fused LM head,
+    #: which on a CPU scores every position; on a GPU TRL's kernel already skips the unlabelled ones.
+    completion_loss: bool = False
 
 
 def cpu_supports_bf16() -> bool:
@@ -96,6 +99,7 @@ def plan_hardware(
         threads=cores,
         pin_memory=False,
         dataloader_workers=0,  # tokenized tensors are ready; workers would compete for the 2 cores
+        completion_loss=True,
     )
 
 

@@ -27,6 +27,8 @@ import pandas as pd
 import torch
 
 from research_tuner.lib.batching import LengthBucketSampler, PaddingStats
+from research_tuner.lib.completion_loss import can_use as completion_loss_can_use
+from research_tuner.lib.completion_loss import completion_nll
 from research_tuner.lib.generation import CHAT_TEMPLATE_KWARGS
 from research_tuner.lib.hardware import HardwarePlan, apply_process_settings, detect_hardware
 from research_tuner.lib.lora_fast import no_input_cast_while_training, swap_lora_dropout
@@ -300,6 +302,7 @@ def build_trainer(
 def _trainer_class(length_grouped: bool):
     """`SFTTrainer` that counts the padding of its training batches and, when `length_grouped`, samples
     training examples with `LengthBucketSampler`."""
+    from peft import PeftModel
     from trl import SFTTrainer
 
     class _SFTTrainer(SFTTrainer):
@@ -318,6 +321,36 @@ def _trainer_class(length_grouped: bool):
         def training_step(self, model, inputs, *args, **kwargs):
             self.padding.add(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if return_outputs or not self._completion_loss_applies(model, inputs):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # accelerate puts autocast around the model's forward; this path calls the decoder directly
+            with self.accelerator.autocast():
+                result = completion_nll(model.get_base_model(), inputs, num_items_in_batch)
+            mode = "train" if model.training else "eval"
+            n = max(result.n_tokens, 1)
+            self._metrics[mode]["entropy"].append(result.entropy_sum / n)
+            self._metrics[mode]["mean_token_accuracy"].append(result.n_correct / n)
+            if mode == "train":
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            return result.loss
+
+        def _completion_loss_applies(self, model, inputs) -> bool:
+            """The project's completion loss (lib/completion_loss.py) on a CPU run in one process with the
+            plain next-token loss; TRL's fused head otherwise (its GPU kernel already skips unlabelled
+            positions, and a DDP wrapper must see the forward call)."""
+            return (
+                self.hardware.completion_loss
+                and isinstance(model, PeftModel)
+                and "attention_mask" in inputs
+                and self.args.loss_type == "nll"
+                and self.label_smoother is None
+                and self.compute_loss_func is None
+                and not self.aux_loss_enabled
+                and completion_loss_can_use(model.get_base_model())
+            )
 
     return _SFTTrainer
 
