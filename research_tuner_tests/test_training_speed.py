@@ -13,7 +13,7 @@ import torch
 
 from research_tuner.lib.batching import LengthBucketSampler, PaddingStats, batch_token_counts
 from research_tuner.lib.hardware import plan_hardware
-from research_tuner.lib.lora_fast import RandMaskDropout
+from research_tuner.lib.lora_fast import CpuDropout
 
 # --- hardware plan ---------------------------------------------------------------------------------
 
@@ -89,9 +89,9 @@ def test_batch_token_counts():
 # --- LoRA dropout ------------------------------------------------------------------------------------
 
 
-def test_rand_mask_dropout_matches_dropout_statistics():
+def test_cpu_dropout_matches_dropout_statistics_and_follows_torchs_seed():
     torch.manual_seed(0)
-    dropout = RandMaskDropout(0.05)
+    dropout = CpuDropout(0.05)
     x = torch.ones(200, 1000, dtype=torch.bfloat16)
     y = dropout(x)
     kept = (y != 0).float().mean().item()
@@ -99,8 +99,14 @@ def test_rand_mask_dropout_matches_dropout_statistics():
     assert kept == pytest.approx(0.95, abs=0.005)
     assert torch.allclose(y[y != 0].float(), torch.tensor(1 / 0.95), rtol=1e-2)
     assert y.float().mean().item() == pytest.approx(1.0, abs=0.01)  # unbiased, like nn.Dropout
+    assert not torch.equal(dropout(x), y)  # a new mask every call
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x), y)  # the same seed, the same masks (a resumed run's checkpointed RNG)
     dropout.eval()
     assert torch.equal(dropout(x), x)
+    assert torch.equal(CpuDropout(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        CpuDropout(1.0)
 
 
 # --- packed rows under SDPA (why bucketing rather than packing on a CPU) ---------------------------------
@@ -239,6 +245,6 @@ def test_build_trainer_swaps_lora_dropout_on_a_cpu(tiny_model_dir, tmp_path):
     data = pd.DataFrame({"question": ["Why?"], "approach": ["Because."]})
     trainer = build_trainer(data, data, TrainingSettings(base_model=str(tiny_model_dir), precision="bf16"), tmp_path)
     layers = [m for m in trainer.model.modules() if isinstance(m, LoraLayer)]
-    assert layers and all(isinstance(d, RandMaskDropout) and d.p == 0.05
+    assert layers and all(isinstance(d, CpuDropout) and d.p == 0.05
                           for m in layers for d in m.lora_dropout.values())
     assert all(m.cast_input_dtype_enabled for m in layers)  # switched off only while training runs

@@ -3,38 +3,52 @@ trips under autocast.
 
 Measured on SmolLM2-135M on 2 AMD EPYC cores (torch 2.13): `nn.Dropout` on the input of each of the 210
 LoRA layers took 18% of a training step, because torch's CPU `bernoulli_` uses MKL's fast generator only on
-Intel CPUs; a mask from `torch.rand` is ~3x faster. And PEFT casts every LoRA layer's input to the float32
-of the LoRA weights, which bfloat16 autocast then casts straight back for the matmul.
+Intel CPUs; a mask from `torch.rand` was ~3x faster, and still 12% of a step (torch's CPU generator is a
+Mersenne Twister, one float per element). `CpuDropout` draws 16-bit integers from NumPy's SFC64 generator,
+another ~2.3x faster. And PEFT casts every LoRA layer's input to the float32 of the LoRA weights, which
+bfloat16 autocast then casts straight back for the matmul.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+_LEVELS = 1 << 16  # a 16-bit draw per element
 
-class RandMaskDropout(nn.Module):
-    """Inverted dropout, as `nn.Dropout(p)`: each element is kept with probability 1 - p and scaled by
-    1 / (1 - p); the mask comes from `torch.rand` instead of `bernoulli_`."""
+
+class CpuDropout(nn.Module):
+    """Inverted dropout as `nn.Dropout(p)`: each element is dropped with probability p and the others are scaled
+    by 1 / (1 - p). p is rounded to a multiple of 1/65,536 (0.05 becomes 0.0500031) and the scale uses the
+    rounded value, so the output stays unbiased.
+
+    Each call seeds its generator with one draw from torch's generator, so the masks follow `torch.manual_seed`
+    and the Trainer's checkpointed RNG state: a resumed run draws the masks an uninterrupted run would have.
+    """
 
     def __init__(self, p: float):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
+        self._threshold = round(p * _LEVELS)
+        self._scale = 1.0 / (1.0 - self._threshold / _LEVELS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.training or self._threshold == 0:
             return x
-        keep = torch.rand(x.shape, device=x.device) >= self.p
-        return x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
+        seed = int(torch.randint(0, 2**62, (1,)))
+        bits = np.random.Generator(np.random.SFC64(seed)).integers(0, _LEVELS, size=x.numel(), dtype=np.uint16)
+        drop = torch.from_numpy(bits < self._threshold).view(x.shape).to(x.device)
+        return x.masked_fill(drop, 0).mul_(self._scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
 def swap_lora_dropout(model) -> int:
-    """Replace the LoRA layers' `nn.Dropout` by `RandMaskDropout` (for a CPU; CUDA's fused dropout is fast).
+    """Replace the LoRA layers' `nn.Dropout` by `CpuDropout` (for a CPU; CUDA's fused dropout is fast).
     Returns how many were replaced."""
     from peft.tuners.lora import LoraLayer
 
@@ -43,7 +57,7 @@ def swap_lora_dropout(model) -> int:
         if isinstance(module, LoraLayer):
             for name, dropout in list(module.lora_dropout.items()):
                 if isinstance(dropout, nn.Dropout) and dropout.p > 0:
-                    module.lora_dropout[name] = RandMaskDropout(dropout.p)
+                    module.lora_dropout[name] = CpuDropout(dropout.p)
                     swapped += 1
     return swapped
 
