@@ -220,10 +220,22 @@ def _ranges(sizes: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) - starts
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique for a 1-D integer array, sorting it in place: 16x faster than np.unique on 8.5 M int64 pair
+    codes here (0.6 vs 9.7 s; numpy 2.x's np.unique took a much slower path on them)."""
+    if len(values) == 0:
+        return values
+    values.sort()
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def unique_pairs(pairs: np.ndarray, n: int) -> np.ndarray:
     if len(pairs) == 0:
         return pairs.reshape(0, 2)
-    codes = np.unique(pairs[:, 0] * np.int64(n) + pairs[:, 1])
+    codes = sorted_unique(pairs[:, 0] * np.int64(n) + pairs[:, 1])
     return np.stack([codes // n, codes % n], axis=1)
 
 
@@ -305,10 +317,10 @@ def lexical_near_duplicates(
     clock("minhash_and_bands")
     codes = []  # a pair (i, j) as the one int64 i * n + j: half the memory of two columns
     for b in range(bands):
-        pairs = pairs_sharing_a_key(keys[b])
-        codes.append(np.unique(pairs[:, 0] * np.int64(n) + pairs[:, 1]))
+        pairs = pairs_sharing_a_key(keys[b])  # each pair once within a band
+        codes.append(pairs[:, 0] * np.int64(n) + pairs[:, 1])
     del keys
-    codes = np.unique(np.concatenate(codes))
+    codes = sorted_unique(np.concatenate(codes))  # pairs found in several bands
     candidates = np.stack([codes // n, codes % n], axis=1)
     del codes
     empty = shingles.sizes == 0  # texts without words share the all-max signature; they are nobody's duplicate

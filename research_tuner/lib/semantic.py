@@ -16,6 +16,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from research_tuner.lib.minhash import sorted_unique
+
 #: Below this many questions the exact all-pairs product is cheaper than building cells.
 BRUTE_FORCE_BELOW = 4096
 _EMBEDDING_CACHE: dict[tuple[str, str], np.ndarray] = {}
@@ -181,7 +183,7 @@ def content_jaccard(texts: list[str], pairs: np.ndarray) -> np.ndarray:
 
     if len(pairs) == 0:
         return np.empty(0, np.float32)
-    used = np.unique(pairs)
+    used = sorted_unique(pairs.ravel().copy())
     vocab: dict[str, int] = {}
     indptr, indices = [0], []
     for i in used:
