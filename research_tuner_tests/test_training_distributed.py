@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import pandas as pd
@@ -197,16 +198,21 @@ def test_a_killed_process_fails_the_run_and_a_rerun_resumes_from_its_checkpoint(
     assert not (tmp_path / "adapter").exists()
     assert (tmp_path / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
 
+    shutil.copytree(tmp_path / "checkpoints", tmp_path / "on-one-gpu" / "checkpoints")
+
     resumed = train_lora(data, data.iloc[:4], settings, tmp_path)
     assert resumed.resumed_from_step in (2, 4)  # the newest checkpoint when rank 1 died, named in the error
     assert f"checkpoint-{resumed.resumed_from_step}, is kept and a rerun resumes from it" in message
     assert resumed.global_step == STEPS and resumed.processes == 2
-    a, b = _adapter(one), _adapter(resumed)
-    for name in a:
-        torch.testing.assert_close(b[name], a[name], atol=1e-4, rtol=1e-3)
+    # the same checkpoints also resume in one process (processes is not part of their fingerprint)
+    alone = train_lora(data, data.iloc[:4], _settings(tiny_model_dir, processes=1), tmp_path / "on-one-gpu")
+    assert alone.resumed_from_step == resumed.resumed_from_step and alone.global_step == STEPS
+    a = _adapter(one)
+    for other in (_adapter(resumed), _adapter(alone)):
+        for name in a:
+            torch.testing.assert_close(other[name], a[name], atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.slow
 def test_an_error_in_a_process_surfaces_with_its_stderr(tiny_model_dir, tmp_path):
     data = _examples(4)
     settings = _settings(tiny_model_dir, base_model=str(tmp_path / "no-such-model"))

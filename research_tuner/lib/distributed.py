@@ -70,6 +70,13 @@ def check_processes(settings: TrainingSettings, cuda_devices: int | None = None)
     else:
         processes = int(settings.processes)
     if processes == 1:
+        if cuda_devices > 1:
+            log.warning(
+                "training.processes=1 on a machine with %d GPUs: the Trainer splits each batch over all of them "
+                "in one process (DataParallel), which multiplies the effective batch by %d; set "
+                "training.processes=%d (or 'auto') to keep the effective batch, or CUDA_VISIBLE_DEVICES to one GPU",
+                cuda_devices, cuda_devices, cuda_devices,
+            )
         return 1
     if cuda_devices and processes > cuda_devices:
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
