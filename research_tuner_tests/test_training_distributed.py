@@ -177,10 +177,24 @@ def _worker_pid(rank: int) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_killed_process_fails_the_run_and_a_rerun_resumes_from_its_checkpoint(runs, tiny_model_dir, tmp_path):
+def test_a_killed_process_fails_the_run_and_the_asset_resumes_from_its_checkpoint(
+    runs, tiny_model_dir, tmp_path, monkeypatch
+):
+    """A rank killed mid-run fails train_lora with torchrun's report; the `lora_adapter` asset, run again on
+    the same data and settings, resumes in 2 processes from the checkpoint left behind (and so does a single
+    process); both end with the weights of the uninterrupted run."""
+    import json
+
+    import dagster as dg
+
+    from research_tuner.resources import PipelineSettings
+    from research_tuner.training.assets import lora_adapter
+
     one, _, _, _ = runs
     data = _examples(N_EXAMPLES)
     settings = _settings(tiny_model_dir)
+    monkeypatch.setenv("RESEARCH_TUNER_WORK", str(tmp_path))
+    work = tmp_path / "lora_adapter"  # where the asset trains
     killed = []
 
     def kill_rank_1_after_the_first_checkpoint(event):
@@ -191,24 +205,32 @@ def test_a_killed_process_fails_the_run_and_a_rerun_resumes_from_its_checkpoint(
             killed.append(pid)
 
     with pytest.raises(DistributedTrainingError) as failure:
-        train_lora(data, data.iloc[:4], settings, tmp_path, progress=kill_rank_1_after_the_first_checkpoint)
+        train_lora(data, data.iloc[:4], settings, work, progress=kill_rank_1_after_the_first_checkpoint)
     message = str(failure.value)
     assert killed and "training in 2 processes failed (exit code" in message
     assert "SIGKILL" in message  # torchrun's report of the killed rank, from the stderr tail
-    assert not (tmp_path / "adapter").exists()
-    assert (tmp_path / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert not (work / "adapter").exists()
+    assert (work / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    shutil.copytree(work / "checkpoints", tmp_path / "on-one-gpu" / "checkpoints")
 
-    shutil.copytree(tmp_path / "checkpoints", tmp_path / "on-one-gpu" / "checkpoints")
+    # the asset, on the same rows and settings: dataset_split's train and validation rows
+    split = pd.concat([data.assign(split="train"), data.iloc[:4].assign(split="validation")]).assign(field="arts")
+    context = dg.build_asset_context()
+    export = lora_adapter(context, settings=PipelineSettings(
+        profile="demo", overrides={"training": settings.model_dump(mode="json")}), dataset_split=split)
+    metadata = context.get_output_metadata("result")
+    resumed_from = metadata["resumed_from_step"]
+    assert resumed_from in (2, 4)  # the newest checkpoint when rank 1 died, named in the error
+    assert f"checkpoint-{resumed_from}, is kept and a rerun resumes from it" in message
+    assert metadata["processes"] == 2 and metadata["device"] == "cpu" and metadata["tokens_seen"] == one.tokens_seen
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["result"]["global_step"] == STEPS and manifest["result"]["processes"] == 2
 
-    resumed = train_lora(data, data.iloc[:4], settings, tmp_path)
-    assert resumed.resumed_from_step in (2, 4)  # the newest checkpoint when rank 1 died, named in the error
-    assert f"checkpoint-{resumed.resumed_from_step}, is kept and a rerun resumes from it" in message
-    assert resumed.global_step == STEPS and resumed.processes == 2
     # the same checkpoints also resume in one process (processes is not part of their fingerprint)
     alone = train_lora(data, data.iloc[:4], _settings(tiny_model_dir, processes=1), tmp_path / "on-one-gpu")
-    assert alone.resumed_from_step == resumed.resumed_from_step and alone.global_step == STEPS
+    assert alone.resumed_from_step == resumed_from and alone.global_step == STEPS
     a = _adapter(one)
-    for other in (_adapter(resumed), _adapter(alone)):
+    for other in (load_file(export / "adapter" / "adapter_model.safetensors"), _adapter(alone)):
         for name in a:
             torch.testing.assert_close(other[name], a[name], atol=1e-4, rtol=1e-3)
 
@@ -221,3 +243,4 @@ def test_an_error_in_a_process_surfaces_with_its_stderr(tiny_model_dir, tmp_path
     message = str(failure.value)
     assert "no checkpoint was written yet" in message
     assert "no-such-model" in message  # the exception raised in the training processes
+
