@@ -209,6 +209,7 @@ def test_a_killed_process_fails_the_run_and_the_asset_resumes_from_its_checkpoin
     message = str(failure.value)
     assert killed and "training in 2 processes failed (exit code" in message
     assert "SIGKILL" in message  # torchrun's report of the killed rank, from the stderr tail
+    assert _worker_pid(0) is None  # torchrun stopped the other rank
     assert not (work / "adapter").exists()
     assert (work / "checkpoints" / "checkpoint-2" / "adapter_model.safetensors").is_file()
     shutil.copytree(work / "checkpoints", tmp_path / "on-one-gpu" / "checkpoints")
@@ -244,3 +245,28 @@ def test_an_error_in_a_process_surfaces_with_its_stderr(tiny_model_dir, tmp_path
     assert "no checkpoint was written yet" in message
     assert "no-such-model" in message  # the exception raised in the training processes
 
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_an_interrupt_in_the_caller_stops_every_process(tiny_model_dir, tmp_path):
+    """An exception in the calling process (Dagster's interrupt when a run is terminated, here `progress`
+    raising) stops the launcher and the training processes instead of leaving them to run on."""
+    import psutil
+
+    data = _examples(N_EXAMPLES)
+    started: list[psutil.Process] = []
+
+    def interrupt_at_step_2(event):
+        if event["kind"] == "train" and event["step"] == 2:
+            started.extend(psutil.Process().children(recursive=True))
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train_lora(data, data.iloc[:4], _settings(tiny_model_dir, epochs=50), tmp_path, progress=interrupt_at_step_2)
+    assert len(started) == 3  # the launcher and 2 training processes
+    gone, alive = psutil.wait_procs(started, timeout=10)
+    assert alive == []

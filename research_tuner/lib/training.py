@@ -503,8 +503,12 @@ def train_lora(
 
     started = time.perf_counter()
     output_dir = Path(output_dir)
-    # inside a data-parallel launch already (someone ran `accelerate launch` on their own script): train here
-    processes = 1 if world_size() > 1 else check_processes(settings)
+    if world_size() > 1:
+        raise RuntimeError(
+            f"train_lora was called in a process of a distributed launch (WORLD_SIZE={world_size()}): call it from "
+            "one process with training.processes set, and it starts the data-parallel processes itself"
+        )
+    processes = check_processes(settings)
     if processes > 1 and callbacks:
         raise ValueError("callbacks run only in single-process training: they cannot be sent to other processes")
     resume_from = _prepare_checkpoints(train, validation, settings, output_dir, max_steps)
