@@ -90,8 +90,8 @@ def check_processes(settings: TrainingSettings, cuda_devices: int | None = None)
         raise SettingsError(f"training.processes={processes} needs the accelerate package: pip install accelerate")
     if not cuda_devices:
         log.warning(
-            "training.processes=%d without a CUDA device: %d CPU processes (gloo) share the cores; this tests the "
-            "multi-GPU path and is slower than one process", processes, processes,
+            "training.processes=%d without a CUDA device: %d CPU processes (gloo) share this machine's cores, "
+            "each with a share of the threads; meant for testing the multi-GPU path", processes, processes,
         )
     return processes
 
