@@ -34,6 +34,16 @@ def _emit(event: dict) -> None:
     print(PROGRESS_PREFIX + json.dumps({k: _plain(v) for k, v in event.items()}, default=str), flush=True)
 
 
+def _use_own_gpu() -> None:
+    """Make this rank's GPU the current CUDA device before the model loads: `models.load_causal_lm` moves
+    the model to "cuda", which would otherwise be GPU 0 in every process (all N copies on one GPU until the
+    Trainer moves them)."""
+    import torch
+
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:  # pragma: no cover - needs GPUs
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     from research_tuner.lib.training import train_in_process
 
@@ -41,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(Path(spec_path).read_text())
     settings = TrainingSettings.model_validate(spec["settings"])
     rank = int(os.environ.get("RANK", "0"))
+    _use_own_gpu()
     result = train_in_process(
         pd.read_parquet(spec["train"]),
         pd.read_parquet(spec["validation"]),
