@@ -52,6 +52,13 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
                 )
         except ImportError:
             problems.append("PyTorch is not installed: run scripts/setup.sh")
+        else:
+            from research_tuner.lib.distributed import check_processes
+
+            try:
+                check_processes(profile.training)  # more processes than GPUs, or a batch they cannot share
+            except SettingsError as exc:
+                problems.append(str(exc))
     return problems
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -173,10 +173,42 @@ class TrainingSettings(_Strict):
         "otherwise).",
     )
     hf_token_env: str = Field(default="HF_TOKEN", description="Variable holding a Hub token for gated models.")
+    processes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default=1,
+        description="Training processes, one per GPU (data parallel, DDP through Accelerate's launcher); 'auto': "
+        "one per visible CUDA device (1 without CUDA). The effective batch stays per_device_batch_size x "
+        "gradient_accumulation_steps: each process accumulates gradient_accumulation_steps / processes "
+        "batches, so processes must divide gradient_accumulation_steps. 1: train in this process.",
+    )
 
     @property
     def effective_batch_size(self) -> int:
+        """Examples per optimizer step, whatever the number of processes."""
         return self.per_device_batch_size * self.gradient_accumulation_steps
+
+    @model_validator(mode="after")
+    def _check_processes(self) -> TrainingSettings:
+        if isinstance(self.processes, int) and self.gradient_accumulation_steps % self.processes:
+            raise ValueError(accumulation_problem(self, self.processes))
+        return self
+
+
+def accumulation_problem(settings: TrainingSettings, processes: int) -> str:
+    """Why `processes` cannot share the effective batch of `settings`, and what would work instead."""
+    accumulation, effective = settings.gradient_accumulation_steps, settings.effective_batch_size
+    *others, last = [str(n) for n in range(1, accumulation + 1) if accumulation % n == 0]
+    divisors = f"{', '.join(others)} or {last}" if others else last
+    fits = [b for b in range(effective, 0, -1) if effective % b == 0 and (effective // b) % processes == 0]
+    keep = (
+        f"set per_device_batch_size={fits[0]} and gradient_accumulation_steps={effective // fits[0]} to keep it "
+        f"with {processes} processes, or use {divisors} processes"
+        if fits else f"use {divisors} processes"
+    )
+    return (
+        f"training.processes={processes} does not divide training.gradient_accumulation_steps={accumulation}: each "
+        f"process accumulates gradient_accumulation_steps / processes batches, so that the effective batch "
+        f"(per_device_batch_size x gradient_accumulation_steps = {effective}) does not change; {keep}"
+    )
 
 
 class JudgeSettings(_Strict):

@@ -56,6 +56,7 @@ def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
         ({"teacher": {"max_concurrency": 2, "base_url": "http://127.0.0.1:9/v1", "max_retries": 9}}, set()),
         ({"teacher": {"requests_per_minute": 500, "budget_usd": 3.0, "mode": "batch"}}, set()),
         ({"training": {"save_steps": 7, "logging_steps": 1}}, set()),
+        ({"training": {"processes": 4}}, set()),  # 4 GPUs share the same effective batch
     ],
 )
 def test_a_setting_change_touches_only_the_assets_that_read_it(override, expected):

@@ -7,6 +7,9 @@ EOS, see `load_tokenizer`, so the end-of-turn token is not masked out as padding
 
 Checkpoints go to `output_dir/checkpoints`; calling `train_lora` again with the same data and settings resumes
 from the last one. The outputs are `adapter/`, `tokenizer/`, `training_log.parquet` and `loss_curve.png`.
+
+With `settings.processes` above 1, `train_lora` starts that many data-parallel processes (lib/distributed.py);
+each runs `train_in_process`, and only the first (rank 0) writes the outputs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import time
@@ -49,7 +53,10 @@ SAVE_TOTAL_LIMIT = 3
 _FINGERPRINT_FILE = "run_fingerprint.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 #: Settings that do not change what is trained, so changing them does not discard checkpoints.
-_NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "export_merged"}
+#: `processes` is one of them: the effective batch, the examples of each optimizer step and the loss
+#: normalisation are the same for any number of processes (up to float rounding), so a run can resume on more
+#: or fewer GPUs.
+_NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "export_merged", "processes"}
 #: Columns of training_log.parquet that always exist (NaN where a step has no such value).
 LOG_COLUMNS = ["step", "epoch", "loss", "eval_loss", "learning_rate", "tokens_per_second"]
 
@@ -83,6 +90,8 @@ class TrainingResult:
     padding_waste: float | None = None
     #: The precision `auto` resolved to, the attention kernel, and the other choices for this machine.
     hardware: HardwarePlan | None = None
+    #: Data-parallel training processes (1: trained in the calling process).
+    processes: int = 1
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -162,7 +171,7 @@ def _load_base_model(settings: TrainingSettings, plan: HardwarePlan, tokenizer, 
                 bnb_4bit_compute_dtype=compute,
             ),
             dtype=compute,
-            device_map={"": torch.cuda.current_device()},
+            device_map={"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))},  # this rank's GPU
             attn_implementation=plan.attn_implementation,
             token=token,
         )
@@ -205,6 +214,21 @@ def _steps_per_epoch(n_examples: int, settings: TrainingSettings) -> int:
     return max(1, math.ceil(batches / settings.gradient_accumulation_steps))
 
 
+def world_size() -> int:
+    """Processes of the data-parallel launch this process belongs to (1 when not launched that way)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_per_process(settings: TrainingSettings, processes: int) -> int:
+    """Batches each process accumulates per optimizer step, so that per_device_batch_size x accumulation x
+    processes is the effective batch of the settings."""
+    if settings.gradient_accumulation_steps % processes:
+        from research_tuner.settings import SettingsError, accumulation_problem
+
+        raise SettingsError(accumulation_problem(settings, processes))
+    return settings.gradient_accumulation_steps // processes
+
+
 def build_trainer(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -218,7 +242,10 @@ def build_trainer(
     """The configured `SFTTrainer` (LoRA-wrapped model, prepared datasets), without training it.
 
     `trainer.hardware` is the plan it was configured with and `trainer.padding` counts the real and padded
-    tokens of the training batches.
+    tokens of the training batches (of this process's batches, under data parallelism).
+
+    In a data-parallel launch (WORLD_SIZE > 1) each process accumulates gradient_accumulation_steps / processes
+    batches, so the effective batch is that of the settings.
     """
     from transformers import PrinterCallback
     from trl import SFTConfig
@@ -229,6 +256,8 @@ def build_trainer(
     plan = detect_hardware(settings.precision)
     apply_process_settings(plan)
     dtype = preferred_dtype(plan.precision)
+    processes = world_size()
+    accumulation = accumulation_per_process(settings, processes)
     tokenizer = load_tokenizer(settings.base_model, token=token)
     model = _load_base_model(settings, plan, tokenizer, token)
 
@@ -246,7 +275,7 @@ def build_trainer(
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
         per_device_train_batch_size=settings.per_device_batch_size,
         per_device_eval_batch_size=settings.per_device_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        gradient_accumulation_steps=accumulation,
         num_train_epochs=settings.epochs,
         max_steps=max_steps if max_steps is not None else -1,
         seed=settings.seed,
@@ -266,6 +295,8 @@ def build_trainer(
         dataloader_num_workers=plan.dataloader_workers,
         dataloader_pin_memory=plan.pin_memory,
         dataloader_persistent_workers=plan.dataloader_workers > 0,
+        # every LoRA weight gets a gradient at every step: no search for unused parameters under DDP
+        ddp_find_unused_parameters=False if processes > 1 else None,
         # evaluation, logging, checkpoints
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
@@ -314,7 +345,9 @@ def _trainer_class(length_grouped: bool):
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if not length_grouped or dataset is None or "input_ids" not in dataset.column_names:
                 return super()._get_train_sampler(train_dataset)
-            step = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            # one optimizer step over all processes: Accelerate hands the per-device batches of this order to
+            # the processes in turn, so each step's examples (all ranks together) have similar lengths
+            step = self.args.train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
             lengths = [len(ids) for ids in dataset["input_ids"]]
             return LengthBucketSampler(lengths, step_size=step, seed=self.args.seed)
 
@@ -493,13 +526,43 @@ def train_lora(
 
     Resumes from the last checkpoint in `output_dir/checkpoints` when one exists from a run with the same data
     and settings (other checkpoints are discarded). `max_steps` caps the optimizer steps (benchmarks, tests);
-    `callbacks` are extra `transformers.TrainerCallback`s.
+    `callbacks` are extra `transformers.TrainerCallback`s (single-process training only).
+
+    With `settings.processes` above 1 (or 'auto' on a machine with several GPUs), training runs in that many
+    data-parallel processes started with Accelerate's launcher (lib/distributed.py); `progress` still gets
+    every log entry and the result is the same kind.
     """
+    from research_tuner.lib.distributed import check_processes, run_distributed
+
     started = time.perf_counter()
     output_dir = Path(output_dir)
+    if world_size() > 1:
+        raise RuntimeError(
+            f"train_lora was called in a process of a distributed launch (WORLD_SIZE={world_size()}): call it from "
+            "one process with training.processes set, and it starts the data-parallel processes itself"
+        )
+    processes = check_processes(settings)
+    if processes > 1 and callbacks:
+        raise ValueError("callbacks run only in single-process training: they cannot be sent to other processes")
+    resume_from = _prepare_checkpoints(train, validation, settings, output_dir, max_steps)
+    if processes > 1:
+        return run_distributed(
+            train, validation, settings, output_dir, processes=processes, resume_from=resume_from,
+            progress=progress, merge=merge, max_steps=max_steps, started=started,
+        )
+    result = train_in_process(
+        train, validation, settings, output_dir, resume_from=resume_from, progress=progress, merge=merge,
+        max_steps=max_steps, callbacks=callbacks, started=started,
+    )
+    assert result is not None  # a single process is rank 0
+    return result
+
+
+def _prepare_checkpoints(train, validation, settings: TrainingSettings, output_dir: Path, max_steps) -> Path | None:
+    """The checkpoint to resume from, if its run had the same data and settings; other checkpoints are removed
+    and this run's fingerprint is recorded."""
     checkpoint_dir = output_dir / "checkpoints"
     output_dir.mkdir(parents=True, exist_ok=True)
-
     fingerprint = _fingerprint(train, validation, settings, max_steps)
     resume_from = _last_checkpoint(checkpoint_dir)
     fingerprint_file = checkpoint_dir / _FINGERPRINT_FILE
@@ -511,10 +574,32 @@ def train_lora(
             resume_from = None
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     fingerprint_file.write_text(json.dumps({"fingerprint": fingerprint}))
-    resumed_from_step = int(_CHECKPOINT_RE.match(resume_from.name).group(1)) if resume_from else None
     if resume_from is not None:
         log.info("resuming from %s", resume_from)
+    return resume_from
 
+
+def checkpoint_step(checkpoint: Path | None) -> int | None:
+    return int(_CHECKPOINT_RE.match(checkpoint.name).group(1)) if checkpoint is not None else None
+
+
+def train_in_process(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    settings: TrainingSettings,
+    output_dir: Path,
+    *,
+    resume_from: Path | None,
+    progress: Callable[[dict], None] | None = None,
+    merge: bool = False,
+    max_steps: int | None = None,
+    callbacks: Sequence[Any] = (),
+    started: float | None = None,
+) -> TrainingResult | None:
+    """Train in this process, from `resume_from` if given, and write the outputs. In a data-parallel launch
+    every process calls it; only rank 0 writes the outputs and gets a result (the others get None)."""
+    started = time.perf_counter() if started is None else started
+    output_dir = Path(output_dir)
     tracker = _progress_callback(progress)
     trainer = build_trainer(
         train,
@@ -526,6 +611,8 @@ def train_lora(
         eval_on_start=resume_from is None and settings.eval_on_start,
     )
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if not trainer.is_world_process_zero():
+        return None
 
     model = trainer.model
     quantized = bool(getattr(model.get_base_model(), "is_loaded_in_4bit", False))
@@ -563,7 +650,7 @@ def train_lora(
         wall_time_s=time.perf_counter() - started,
         final_train_loss=_last_value(frame, "loss"),
         final_eval_loss=_last_value(frame, "eval_loss"),
-        resumed_from_step=resumed_from_step,
+        resumed_from_step=checkpoint_step(resume_from),
         device=device_name,
         dtype=str(compute_dtype).removeprefix("torch."),
         global_step=int(trainer.state.global_step),
@@ -574,6 +661,7 @@ def train_lora(
         merged_dir=merged_dir,
         padding_waste=trainer.padding.padding_waste,
         hardware=trainer.hardware,
+        processes=int(trainer.args.world_size),
     )
 
 
