@@ -16,8 +16,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from research_tuner.lib.minhash import sorted_unique
-
 #: Below this many questions the exact all-pairs product is cheaper than building cells.
 BRUTE_FORCE_BELOW = 4096
 _EMBEDDING_CACHE: dict[tuple[str, str], np.ndarray] = {}
@@ -183,7 +181,9 @@ def content_jaccard(texts: list[str], pairs: np.ndarray) -> np.ndarray:
 
     if len(pairs) == 0:
         return np.empty(0, np.float32)
-    used = sorted_unique(pairs.ravel().copy())
+    seen = np.zeros(int(pairs.max()) + 1, dtype=bool)  # the texts in any pair, in order: 30x np.unique here
+    seen[pairs.ravel()] = True
+    used = np.flatnonzero(seen)
     vocab: dict[str, int] = {}
     indptr, indices = [0], []
     for i in used:
