@@ -259,10 +259,12 @@ def test_an_interrupt_in_the_caller_stops_every_process(tiny_model_dir, tmp_path
 
     data = _examples(N_EXAMPLES)
     started: list[psutil.Process] = []
+    # children from earlier tests (e.g. multiprocessing's resource tracker) live on; count only this run's
+    earlier = {child.pid for child in psutil.Process().children(recursive=True)}
 
     def interrupt_at_step_2(event):
         if event["kind"] == "train" and event["step"] == 2:
-            started.extend(psutil.Process().children(recursive=True))
+            started.extend(c for c in psutil.Process().children(recursive=True) if c.pid not in earlier)
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
