@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from research_tuner.lib.training import build_trainer, load_for_inference, train_lora
-from research_tuner.settings import LLAMA_PROJECTIONS, TrainingSettings
+from research_tuner.settings import LLAMA_PROJECTIONS
+from research_tuner_tests.tiny_training import tiny_training_settings
 
 N_LAYERS = 2  # of the tiny model in conftest
 
@@ -26,25 +27,6 @@ def _examples(n: int = 8) -> pd.DataFrame:
             ],
         }
     )
-
-
-def _settings(model_dir, **overrides) -> TrainingSettings:
-    values = dict(
-        base_model=str(model_dir),
-        lora_r=8,
-        lora_alpha=16,
-        learning_rate=5e-3,
-        warmup_ratio=0.0,
-        per_device_batch_size=4,
-        gradient_accumulation_steps=1,
-        epochs=4,
-        max_length=256,
-        precision="fp32",
-        logging_steps=1,
-        save_steps=4,
-    )
-    values.update(overrides)
-    return TrainingSettings(**values)
 
 
 class _WeightWatcher(TrainerCallback):
@@ -64,7 +46,8 @@ def trained(tiny_model_dir, tmp_path_factory):
     events: list[dict] = []
     data = _examples()
     result = train_lora(
-        data, data.iloc[:4], _settings(tiny_model_dir), out, progress=events.append, merge=True, callbacks=[watcher]
+        data, data.iloc[:4], tiny_training_settings(tiny_model_dir), out,
+        progress=events.append, merge=True, callbacks=[watcher],
     )
     return result, watcher, events, out
 
@@ -146,7 +129,7 @@ def test_only_assistant_tokens_carry_loss(tiny_model_dir, tmp_path):
             "approach": ["## Hypothesis\nX raises Y.", "## Hypothesis\nPurring signals comfort."],
         }
     )
-    trainer = build_trainer(data, data, _settings(tiny_model_dir, per_device_batch_size=2), tmp_path)
+    trainer = build_trainer(data, data, tiny_training_settings(tiny_model_dir, per_device_batch_size=2), tmp_path)
     tokenizer = trainer.processing_class
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tokenizer.pad_token_id != im_end
@@ -172,7 +155,7 @@ class _Interrupt(Exception):
 
 def test_interrupted_run_resumes(tiny_model_dir, tmp_path):
     data = _examples()
-    settings = _settings(tiny_model_dir, epochs=3, save_steps=2)
+    settings = tiny_training_settings(tiny_model_dir, epochs=3, save_steps=2)
     full = train_lora(data, data.iloc[:4], settings, tmp_path / "full")
 
     def kill_after_first_checkpoint(event):
@@ -203,7 +186,7 @@ def test_interrupted_run_resumes(tiny_model_dir, tmp_path):
 def test_bf16_on_cpu(tiny_model_dir, tmp_path):
     """bf16 weights with bf16 autocast; transformers only accepts bf16 without a GPU when told it is a CPU run."""
     data = _examples(4)
-    result = train_lora(data, data, _settings(tiny_model_dir, precision="bf16"), tmp_path, max_steps=2)
+    result = train_lora(data, data, tiny_training_settings(tiny_model_dir, precision="bf16"), tmp_path, max_steps=2)
     assert result.dtype == "bfloat16" and result.global_step == 2
     assert result.log["loss"].dropna().map(lambda x: x == x and x < 20).all()
 
@@ -215,7 +198,8 @@ def test_bf16_mixed_keeps_float32_weights(tiny_model_dir, tmp_path):
     from research_tuner.lib.training import build_trainer
 
     data = _examples(4)
-    trainer = build_trainer(data, data, _settings(tiny_model_dir, precision="bf16-mixed"), tmp_path, max_steps=1)
+    settings = tiny_training_settings(tiny_model_dir, precision="bf16-mixed")
+    trainer = build_trainer(data, data, settings, tmp_path, max_steps=1)
     assert trainer.args.bf16 and {p.dtype for p in trainer.model.parameters()} == {torch.float32}
-    result = train_lora(data, data, _settings(tiny_model_dir, precision="bf16-mixed"), tmp_path / "run", max_steps=2)
+    result = train_lora(data, data, settings, tmp_path / "run", max_steps=2)
     assert result.global_step == 2 and result.log["loss"].dropna().lt(20).all()

@@ -19,6 +19,7 @@ from research_tuner.lib.distributed import (
 )
 from research_tuner.lib.training import train_lora
 from research_tuner.settings import SettingsError, TrainingSettings, load_profile
+from research_tuner_tests.tiny_training import tiny_training_settings
 
 N_EXAMPLES, PER_DEVICE, ACCUMULATION, PROCESSES, EPOCHS = 16, 2, 2, 2, 2
 #: optimizer steps: examples / effective batch (per device x accumulation per process x processes) per epoch
@@ -40,23 +41,15 @@ def _examples(n: int) -> pd.DataFrame:
 
 def _settings(model_dir, **overrides) -> TrainingSettings:
     values = dict(
-        base_model=str(model_dir),
-        lora_r=8,
-        lora_alpha=16,
         lora_dropout=0.0,  # no per-process dropout noise: 1 and 2 processes must give the same weights
-        learning_rate=5e-3,
-        warmup_ratio=0.0,
         per_device_batch_size=PER_DEVICE,
         gradient_accumulation_steps=ACCUMULATION,
         epochs=EPOCHS,
-        max_length=256,
-        precision="fp32",
-        logging_steps=1,
         save_steps=2,
         processes=PROCESSES,
     )
     values.update(overrides)
-    return TrainingSettings(**values)
+    return tiny_training_settings(model_dir, **values)
 
 
 def _adapter(result) -> dict[str, torch.Tensor]:
