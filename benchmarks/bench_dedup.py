@@ -41,7 +41,7 @@ def _peak_mb() -> float:
 def child_lexical(n: int, threshold: float, num_perm: int) -> dict:
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.minhash import exact_jaccard, lexical_near_duplicates, shingle
+    from research_tuner.lib.shared.similarity.minhash import exact_jaccard, lexical_near_duplicates, shingle
 
     questions, source = synthetic_questions(n)
     t0 = time.perf_counter()
@@ -68,8 +68,8 @@ def child_datasketch(n: int, threshold: float, num_perm: int) -> dict:
     from datasketch import MinHash, MinHashLSH
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.minhash import LSH_WEIGHTS
-    from research_tuner.lib.questions import normalize_question
+    from research_tuner.lib.shared.ids import normalize_question
+    from research_tuner.lib.shared.similarity.minhash import LSH_WEIGHTS
 
     questions, _ = synthetic_questions(n)
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def _embeddings(n: int) -> np.ndarray:
     """Embeddings of the first n synthetic questions, cached in benchmarks/.cache (they take minutes)."""
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.semantic import embed
+    from research_tuner.lib.shared.similarity.embeddings import embed
 
     path = CACHE / f"embeddings_{GENERATOR_VERSION}_{n}.npy"
     if path.exists():
@@ -111,7 +111,7 @@ def _embeddings(n: int) -> np.ndarray:
 def child_embed(n: int, precision: str) -> dict:
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.semantic import embed, load_embedder
+    from research_tuner.lib.shared.similarity.embeddings import embed, load_embedder
 
     t0 = time.perf_counter()
     load_embedder()
@@ -126,7 +126,7 @@ def child_embed(n: int, precision: str) -> dict:
 
 
 def child_search(n: int, threshold: float, brute: bool) -> dict:
-    from research_tuner.lib.semantic import _brute_force, semantic_near_duplicates
+    from research_tuner.lib.shared.similarity.semantic import _brute_force, semantic_near_duplicates
 
     vectors = _embeddings(n)
     t0 = time.perf_counter()
@@ -150,7 +150,7 @@ def labelled_quality() -> dict:
     over topics) for the overlap-aware rule and for a plain cosine threshold, and the defaults in-sample."""
     from labelled_paraphrases import cross_validated_quality, later_topics_quality, load_quads, pair_counts, scores
 
-    from research_tuner.lib.dedup import clusters_of, duplicate_pairs
+    from research_tuner.lib.shared.similarity.pairs import clusters_of, duplicate_pairs
     from research_tuner.settings import DedupSettings
 
     texts, topic, role = load_quads()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from research_tuner.lib.generation import ChatPrompt, generate_batched
-from research_tuner.lib.models import load_causal_lm, load_tokenizer
-from research_tuner.lib.prompts import student_messages
-from research_tuner.lib.taxonomy import load_taxonomy
+from research_tuner.lib.shared.chat import ChatPrompt, student_messages
+from research_tuner.lib.shared.inference import generate_batched
+from research_tuner.lib.shared.models import load_causal_lm, load_tokenizer
+from research_tuner.lib.shared.taxonomy import load_taxonomy
 from research_tuner.settings import EMBEDDED_MODEL
 
 RESULTS = Path(__file__).parent / "results" / "eval_generation.json"

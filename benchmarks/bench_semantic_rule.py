@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -22,7 +20,7 @@ def main(n: int = 100_000) -> dict:
     from bench_dedup import _embeddings
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.semantic import content_jaccard, required_cosine, semantic_near_duplicates
+    from research_tuner.lib.shared.similarity.semantic import content_jaccard, required_cosine, semantic_near_duplicates
     from research_tuner.settings import DedupSettings
 
     cfg = DedupSettings()

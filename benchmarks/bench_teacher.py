@@ -1,6 +1,6 @@
 """Benchmark: the project's teacher against the seed's way and a naive asyncio.gather, in one run.
 
-All against the loopback OpenAI-compatible server (research_tuner_tests/openai_server.py) with a set
+All against the loopback OpenAI-compatible server (research_tuner_tests/support/openai_server.py) with a set
 latency, a rate limit of R requests per W-second window (R/W*60 "per minute"; the window is short so
 the whole benchmark takes minutes, not hours) and a share of injected faults (429 overload, 500,
 dropped connections, hung requests that time out). The same 2,000 approach requests for every client:
@@ -34,12 +34,14 @@ from pathlib import Path
 
 import openai
 
-from research_tuner.lib.approaches import _whole_request, generate_approaches
-from research_tuner.lib.teacher import Usage, build_teacher
-from research_tuner.lib.teacher.openai_api import chat_body
+from research_tuner.lib.approaches.generate import generate_approaches
+from research_tuner.lib.approaches.strategies import WholeApproach
+from research_tuner.lib.teacher.base import Usage
+from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.wire import chat_body
 from research_tuner.settings import load_profile
-from research_tuner_tests.openai_server import FakeOpenAIServer, RateLimit, request_key
-from research_tuner_tests.teacher_worker import synthetic_questions
+from research_tuner_tests.support.openai_server import FakeOpenAIServer, RateLimit, request_key
+from research_tuner_tests.support.teacher_worker import synthetic_questions
 
 RESULTS = Path(__file__).parent / "results" / "teacher.json"
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +88,7 @@ def server_counts(server: FakeOpenAIServer, wall_s: float, rate_per_s: float) ->
 def approach_requests(n: int, server: FakeOpenAIServer, setup: Setup):
     cfg = setup.teacher_settings(server)
     records = synthetic_questions(n).to_dict("records")
-    return [chat_body(cfg.model, _whole_request(q, cfg, 0)) for q in records]
+    return [chat_body(cfg.model, WholeApproach().request(q, None, cfg, 0)) for q in records]
 
 
 async def one_at_a_time(bodies, base_url: str) -> int:
@@ -158,7 +160,7 @@ def run_project(setup: Setup, workdir: Path) -> dict:
 def worker(server: FakeOpenAIServer, setup: Setup, cache: Path, out: Path) -> subprocess.Popen:
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench", "PYTHONPATH": str(ROOT)}
     env.pop("TEACHER_BACKOFF_S", None)
-    cmd = [sys.executable, "-m", "research_tuner_tests.teacher_worker", "--base-url", server.base_url,
+    cmd = [sys.executable, "-m", "research_tuner_tests.support.teacher_worker", "--base-url", server.base_url,
            "--cache", str(cache), "--out", str(out), "--questions", str(setup.args.requests),
            "--set", f"teacher.max_concurrency={setup.args.concurrency}",
            "--set", f"teacher.request_timeout_s={setup.args.timeout}"]
@@ -171,7 +173,7 @@ def stored_request_keys(setup: Setup, server: FakeOpenAIServer, cache: Path) -> 
     teacher = build_teacher(cfg, cache)
     keys = {}
     for q in synthetic_questions(setup.args.requests).to_dict("records"):
-        req = _whole_request(q, cfg, 0)
+        req = WholeApproach().request(q, None, cfg, 0)
         keys[req.cache_key(teacher.endpoint, teacher.model)] = request_key(chat_body(cfg.model, req))
     found = teacher.cache.get_many(list(keys))
     teacher.close()

@@ -89,8 +89,8 @@ def data():
 def validation_loss(adapter_dir: Path, frame) -> float:
     """Mean loss per approach token (the assistant's completion) of base + adapter, in float32, one example
     at a time (no padding), for either way's adapter."""
-    from research_tuner.lib.prompts import student_messages
-    from research_tuner.lib.training import load_for_inference
+    from research_tuner.lib.shared.chat import student_messages
+    from research_tuner.lib.shared.inference import load_for_inference
 
     model, tokenizer = load_for_inference(EMBEDDED_MODEL, adapter_dir, precision="fp32")
     total, count = 0.0, 0
@@ -114,9 +114,10 @@ def run_baseline(steps: int, work: Path) -> dict:
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from research_tuner.lib.batching import CountingCollator
-    from research_tuner.lib.models import load_tokenizer, resolve_model
-    from research_tuner.lib.training import lora_config, to_prompt_completion
+    from research_tuner.lib.shared.models import load_tokenizer, resolve_model
+    from research_tuner.lib.training.base_model import lora_config
+    from counting_collator import CountingCollator
+    from research_tuner.lib.training.data import to_prompt_completion
 
     train, validation = data()
     tokenizer = load_tokenizer(EMBEDDED_MODEL)  # the project's (pad distinct from EOS): same token stream
@@ -180,7 +181,7 @@ def run_baseline(steps: int, work: Path) -> dict:
 
 
 def run_project(steps: int, work: Path) -> dict:
-    from research_tuner.lib.training import train_lora
+    from research_tuner.lib.training.train import train_lora
 
     train, validation = data()
     result = train_lora(train, validation, settings(), work, max_steps=steps)
@@ -248,7 +249,7 @@ def main() -> None:
         child(args.child, args.steps, args.out)
         return
 
-    from research_tuner.lib.models import resolve_model
+    from research_tuner.lib.shared.models import resolve_model
 
     resolve_model(EMBEDDED_MODEL)  # convert once, outside the timed runs
     runs = {}

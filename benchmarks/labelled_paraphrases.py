@@ -54,8 +54,9 @@ class PrecomputedPairs:
     """Exact + lexical pairs and every semantic candidate (cosine >= the grid's lowest) with its overlap."""
 
     def __init__(self, texts: list[str], cfg) -> None:
-        from research_tuner.lib.dedup import duplicate_pairs
-        from research_tuner.lib.semantic import _brute_force, content_jaccard, embed
+        from research_tuner.lib.shared.similarity.embeddings import embed
+        from research_tuner.lib.shared.similarity.pairs import duplicate_pairs
+        from research_tuner.lib.shared.similarity.semantic import _brute_force, content_jaccard
 
         fixed = duplicate_pairs(texts, cfg.model_copy(update={"semantic": False}))
         self.fixed = np.stack([fixed.a, fixed.b], axis=1)
@@ -68,7 +69,7 @@ class PrecomputedPairs:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        from research_tuner.lib.semantic import required_cosine
+        from research_tuner.lib.shared.similarity.semantic import required_cosine
 
         semantic = self.pairs[self.cosine >= required_cosine(self.overlap, threshold, slope, cap)]
         edges = np.concatenate([self.fixed, semantic])
@@ -94,7 +95,7 @@ def fit(pre: PrecomputedPairs, rows: np.ndarray, topic: np.ndarray, role: np.nda
 
 def cross_validated_quality(folds: int = 5, repeats: int = 4, plain_cosine_only: bool = False) -> dict:
     """Held-out precision/recall/F1 pooled over `folds` x `repeats` splits of the topics."""
-    from research_tuner.lib.dedup import clusters_of, duplicate_pairs
+    from research_tuner.lib.shared.similarity.pairs import clusters_of, duplicate_pairs
     from research_tuner.settings import DedupSettings
 
     texts, topic, role = load_quads()
@@ -135,7 +136,7 @@ def cross_validated_quality(folds: int = 5, repeats: int = 4, plain_cosine_only:
 def later_topics_quality(first: int = 38) -> dict:
     """Thresholds fitted on the first `first` topics (the set as first written) and scored on the topics
     added later, which were written before the overlap rule existed: a second held-out view."""
-    from research_tuner.lib.dedup import clusters_of, duplicate_pairs
+    from research_tuner.lib.shared.similarity.pairs import clusters_of, duplicate_pairs
     from research_tuner.settings import DedupSettings
 
     texts, topic, role = load_quads()

@@ -9,8 +9,8 @@ import random
 
 import pandas as pd
 
-from research_tuner.lib.sections import SECTIONS, assemble_markdown
-from research_tuner.lib.taxonomy import load_taxonomy
+from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown
+from research_tuner.lib.shared.taxonomy import load_taxonomy
 
 _OPENINGS = ("How does", "To what extent does", "Why does", "What explains how", "Under which conditions does")
 _SUBJECTS = ("community participation", "sensor drift", "sampling frequency", "policy framing", "funding cycles",

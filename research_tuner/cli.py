@@ -21,13 +21,13 @@ from typing import Any
 import pandas as pd
 
 from research_tuner.lake import lake_path, read_parquet
-from research_tuner.lib.taxonomy import field_keys
+from research_tuner.lib.shared.taxonomy import field_keys
 from research_tuner.settings import Profile, SettingsError, load_profile, parse_assignments
 
 
 def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
     """Problems to fix before any money or hours are spent (empty when all is well)."""
-    from research_tuner.lib.teacher import api_key_for
+    from research_tuner.lib.teacher.credentials import api_key_for
 
     problems = []
     if profile.teacher.backend == "openai":
@@ -53,7 +53,7 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
         except ImportError:
             problems.append("PyTorch is not installed: run scripts/setup.sh")
         else:
-            from research_tuner.lib.distributed import check_processes
+            from research_tuner.lib.training.distributed import check_processes
 
             try:
                 check_processes(profile.training)  # more processes than GPUs, or a batch they cannot share
@@ -152,8 +152,10 @@ def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def print_table(lake: str) -> None:
+    from research_tuner.lib.evaluation.metrics import metric_names
+
     scores, comparison = evaluation_table(lake)
-    columns = ["field", "model", "n", "rouge_l", "meteor", "section_coverage", "hit_token_limit"]
+    columns = ["field", "model", "n", *metric_names(), "hit_token_limit"]
     shown = scores[columns + [c for c in ("judge_score", "judge_n", "judge_failed") if c in scores.columns]]
     print("Evaluation per field (mean scores against the teacher's approach):")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -173,10 +175,8 @@ def answer(args) -> int:
     import json
 
     from research_tuner.lake import local_copy
-    from research_tuner.lib.evaluation import generate_as
-    from research_tuner.lib.generation import ChatPrompt
-    from research_tuner.lib.prompts import student_messages
-    from research_tuner.lib.training import load_for_inference
+    from research_tuner.lib.shared.chat import student_prompt
+    from research_tuner.lib.shared.inference import generate_as, load_for_inference
 
     folder = lake_path(args.lake, "lora_adapter")
     if not folder.exists():
@@ -186,8 +186,8 @@ def answer(args) -> int:
     manifest = json.loads((adapter / "manifest.json").read_text())
     model, tokenizer = load_for_inference(manifest["base_model"], adapter / "adapter",
                                           precision=manifest["training"]["precision"])
-    prompt = [ChatPrompt(tuple(student_messages(args.question)))]
-    out = generate_as(args.model, model, tokenizer, prompt, max_new_tokens=args.max_new_tokens)[0]
+    out = generate_as(args.model, model, tokenizer, [student_prompt(args.question)],
+                      max_new_tokens=args.max_new_tokens)[0]
     print(out.text)
     if out.finish_reason == "length":
         print(f"\n[stopped at the {args.max_new_tokens}-token limit]", file=sys.stderr)

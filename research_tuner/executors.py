@@ -1,4 +1,5 @@
-"""How runs launched from the UI execute: one process per step, with the torch steps kept apart.
+"""How runs launched from the UI execute: one process per step, with the torch steps kept apart; and how the
+steps that call a network retry.
 
 Teacher steps wait on the network and run side by side; steps that run a model on the CPU (training,
 evaluation generation) do not: two torch processes on 2 cores slow each other 4-8x (OpenMP threads
@@ -14,10 +15,12 @@ key from a Secret).
 """
 
 import os
+from contextlib import contextmanager
 
 import dagster as dg
 
-from research_tuner.settings import SettingsError
+from research_tuner.lib.shared.errors import SettingsError
+from research_tuner.lib.teacher.base import TeacherConfigError
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
 
@@ -79,6 +82,15 @@ def executor_from_env() -> dg.ExecutorDefinition:
     raise SettingsError(f"RESEARCH_TUNER_EXECUTOR={kind!r}: choose one of {', '.join(EXECUTORS)}")
 
 
+@contextmanager
+def no_retry_on_config_error():
+    """A bad key, an unknown model or a reached budget is not fixed by retrying the step: fail it once."""
+    try:
+        yield
+    except TeacherConfigError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
 def network_retry_policy() -> dg.RetryPolicy:
     """Steps that call a network retry twice, after about 30 s and 60 s (RESEARCH_TUNER_RETRY_DELAY_S)."""
     raw = os.environ.get("RESEARCH_TUNER_RETRY_DELAY_S", "30")
@@ -87,3 +99,8 @@ def network_retry_policy() -> dg.RetryPolicy:
     except ValueError:
         raise SettingsError(f"RESEARCH_TUNER_RETRY_DELAY_S={raw!r}: expected seconds, e.g. 30") from None
     return dg.RetryPolicy(max_retries=2, delay=delay, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+#: The retry policy of the steps that call the teacher or judge: they retry on their own before a person has to
+#: look, and the response cache makes each retry resend only what is missing.
+TEACHER_RETRY = network_retry_policy()

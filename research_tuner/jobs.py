@@ -2,10 +2,9 @@
 
 import dagster as dg
 
-
 data_job = dg.define_asset_job(
     "data_job",
-    selection=dg.AssetSelection.groups("generation", "curation"),
+    selection=dg.AssetSelection.groups("questions", "approaches"),
     description="Subdomains through the train/validation split, for one field. question_clusters (all fields) "
     "runs inside it, so duplicates of questions other fields already have are removed.",
 )

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from research_tuner.lib.teacher import Usage
+from research_tuner.lib.teacher.base import Usage
 from research_tuner.settings import TeacherSettings
 
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from research_tuner.lib.taxonomy import field_keys
+from research_tuner.lib.shared.taxonomy import field_keys
 
 FIELDS: list[str] = field_keys()
 

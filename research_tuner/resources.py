@@ -13,8 +13,9 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from research_tuner.lib.models import cache_dir
-from research_tuner.lib.teacher import CachedTeacher, build_teacher
+from research_tuner.lib.shared.models import cache_dir
+from research_tuner.lib.teacher.cache import CachedTeacher
+from research_tuner.lib.teacher.registry import build_teacher
 from research_tuner.settings import Profile, load_profile
 
 

@@ -3,8 +3,9 @@
 Dagster marks an asset stale in the UI when its code version differs from the one its last
 materialization recorded. Here each asset's version is a short hash of
 - `LOGIC_VERSIONS[asset]`: bump it by hand when the asset's code changes what it produces;
-- the prompt templates of `research_tuner/lib/prompts.py` it sends (`PROMPTS[asset]`, read by name at
-  call time, so an edited template changes the hash);
+- the prompt templates it sends, from its stage's prompt module (`PROMPTS[asset]`, read by name at
+  call time, so an edited template changes the hash), and the structured-output schemas it asks for;
+- for `eval_scores`, the metric registry (names and versions: a new metric makes only scoring stale);
 - the profile settings it reads (`SETTINGS[asset]`: whole sections, or a section minus the fields that
   only steer how fast or where the work runs - concurrency, retries, timeouts, prices, checkpoint
   cadence - which cannot change the result);
@@ -23,12 +24,19 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from importlib import resources
+from types import ModuleType
 from typing import Any
 
 import dagster as dg
 
-from research_tuner.lib import judge, prompts
-from research_tuner.lib.sections import SECTIONS
+from research_tuner.lib.approaches import prompts as approach_prompts
+from research_tuner.lib.evaluation import metrics
+from research_tuner.lib.evaluation.judge import prompts as judge_prompts
+from research_tuner.lib.evaluation.judge import schema as judge_schema
+from research_tuner.lib.questions import prompts as question_prompts
+from research_tuner.lib.questions import schemas as question_schemas
+from research_tuner.lib.shared import chat
+from research_tuner.lib.shared.sections import SECTIONS
 from research_tuner.settings import Profile
 
 #: Bump an asset's number when its code changes what it writes (not for refactors that keep the output).
@@ -40,29 +48,28 @@ LOGIC_VERSIONS: dict[str, int] = {
     "approaches": 1,
     "dataset_split": 1,
     "lora_adapter": 1,
-    "eval_generations": 1,
+    "eval_generations": 2,  # 2: answers only; the scores moved to eval_scores
     "eval_judgements": 1,
-    "eval_scores": 1,
-    "eval_report": 1,
+    "eval_scores": 2,  # 2: one row per answer with every metric of the registry
+    "eval_report": 2,  # 2: reads eval_scores only
 }
 
-_QUESTION_PROMPTS = ("QUESTION_LIST_SYSTEM", "QUESTION_LIST_USER", "QUESTION_ANGLES", "QUESTION_ONE_SYSTEM",
-                     "QUESTION_ONE_USER", "QUESTION_OPENINGS", "QUESTION_TOPICS")
-_APPROACH_PROMPTS = ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS", "SECTION_USER")
-_STUDENT_PROMPTS = ("STUDENT_SYSTEM_PROMPT",)
-_JUDGE_PROMPTS = ("judge.JUDGE_SYSTEM", "judge.RUBRIC", "judge.RETRY_REMINDER", "judge.JUDGEMENT_SCHEMA",
-                  "judge.RESPONSE_OPEN", "judge.RESPONSE_CLOSE")
+_STUDENT = ((chat, ("STUDENT_SYSTEM_PROMPT", "CHAT_TEMPLATE_KWARGS")),)
 
-PROMPT_MODULES = {"prompts": prompts, "judge": judge}
-
-#: The prompt constants each asset sends or trains on: names in lib/prompts.py, or `module.NAME` for another
-#: module of research_tuner/lib (the judge keeps its rubric beside its parser).
-PROMPTS: dict[str, tuple[str, ...]] = {
-    "raw_questions": _QUESTION_PROMPTS,
-    "approaches": _APPROACH_PROMPTS,
-    "lora_adapter": _STUDENT_PROMPTS,
-    "eval_generations": _STUDENT_PROMPTS,
-    "eval_judgements": _JUDGE_PROMPTS,
+#: The constants each asset sends or trains on: (module, names) pairs - its stage's prompt module, and the
+#: module of the structured-output schema it asks for.
+PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
+    "raw_questions": ((question_prompts, ("QUESTION_LIST_SYSTEM", "QUESTION_LIST_USER", "QUESTION_ANGLES",
+                                          "QUESTION_ONE_SYSTEM", "QUESTION_ONE_USER", "QUESTION_OPENINGS",
+                                          "QUESTION_TOPICS")),
+                      (question_schemas, ("QUESTIONS_SCHEMA",))),
+    "approaches": ((approach_prompts, ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS",
+                                       "SECTION_USER")),),
+    "lora_adapter": _STUDENT,
+    "eval_generations": _STUDENT,
+    "eval_judgements": ((judge_prompts, ("JUDGE_SYSTEM", "RUBRIC", "CRITERIA", "RETRY_REMINDER", "RESPONSE_OPEN",
+                                         "RESPONSE_CLOSE")),
+                        (judge_schema, ("JUDGEMENT_SCHEMA",))),
 }
 
 #: Teacher fields that steer throughput, cost accounting or where the server is, not what it writes.
@@ -104,14 +111,14 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
 DATA_FILES: dict[str, tuple[str, ...]] = {"subdomains": ("taxonomy.yaml",)}
 
 
-def _prompt_values(names: Iterable[str]) -> dict[str, Any]:
+def _prompt_values(sources: Iterable[tuple[ModuleType, tuple[str, ...]]]) -> dict[str, Any]:
     values = {}
-    for name in names:
-        module_name, _, constant = name.rpartition(".")
-        module = PROMPT_MODULES[module_name or "prompts"]
-        if not hasattr(module, constant):
-            raise AttributeError(f"research_tuner/versions.py names prompt {name!r}, which {module.__name__} no longer has")
-        values[name] = getattr(module, constant)
+    for module, names in sources:
+        for name in names:
+            if not hasattr(module, name):
+                raise AttributeError(f"research_tuner/versions.py names prompt {name!r}, which {module.__name__} "
+                                     "no longer has")
+            values[name] = getattr(module, name)
     return values
 
 
@@ -134,6 +141,7 @@ def version_inputs(asset: str, profile: Profile) -> dict[str, Any]:
         "settings": _settings_values(profile, SETTINGS.get(asset, ())),
         "data": {name: resources.files("research_tuner.data").joinpath(name).read_text()
                  for name in DATA_FILES.get(asset, ())},
+        **({"metrics": metrics.version_inputs()} if asset == "eval_scores" else {}),
     }
 
 

@@ -18,7 +18,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from research_tuner.lib.models import resolve_model
+    from research_tuner.lib.shared.models import resolve_model
     from research_tuner.settings import EMBEDDED_MODEL
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(EMBEDDED_MODEL))

@@ -14,11 +14,11 @@ from dagster._core.instance.ref import InstanceRef
 from upath import UPath
 
 from research_tuner import cli
-from research_tuner.generation.assets import subdomains
 from research_tuner.lake import read_parquet
+from research_tuner.questions.assets import subdomains
 from research_tuner.resources import PipelineSettings
-from research_tuner_tests.openai_server import FakeOpenAIServer
-from research_tuner_tests.secrets_scan import files_containing, sqlite_row_count
+from research_tuner_tests.support.openai_server import FakeOpenAIServer
+from research_tuner_tests.support.secrets_scan import files_containing, sqlite_row_count
 
 SECRET = "sk-test-this-must-never-be-written-0123456789"
 
@@ -28,9 +28,8 @@ REQUIRED_COLUMNS = {
     "deduped_questions": {"question_id", "field", "subdomain", "question"},
     "approaches": {"question_id", "field", "subdomain", "question", "approach", "teacher_model"},
     "dataset_split": {"question_id", "field", "subdomain", "question", "approach", "split"},
-    "eval_generations": {"question_id", "field", "subdomain", "question", "reference", "model", "response",
-                         "rouge_l", "meteor"},
-    "eval_scores": {"field", "model", "n", "rouge_l", "meteor"},
+    "eval_generations": {"question_id", "field", "subdomain", "question", "reference", "model", "response"},
+    "eval_scores": {"question_id", "field", "model", "rouge_l", "meteor", "section_coverage", "judge_score"},
 }
 
 

@@ -23,7 +23,7 @@ def test_assets_and_lineage():
     assert parents["eval_generations"] == {"dataset_split", "lora_adapter"}
     assert parents["eval_judgements"] == {"eval_generations"}
     assert parents["eval_scores"] == {"eval_generations", "eval_judgements"}
-    assert parents["eval_report"] == {"eval_generations", "eval_judgements", "eval_scores"}
+    assert parents["eval_report"] == {"eval_scores"}  # scoring is its own step: the report reads only the scores
 
 
 def test_field_partitions():
@@ -36,10 +36,26 @@ def test_field_partitions():
     assert graph.get(dg.AssetKey("question_clusters")).partitions_def is None
 
 
+GROUPS = ("questions", "approaches", "training", "evaluation")
+
+
 def test_every_asset_says_group_kind_and_description():
     for spec in defs.resolve_all_asset_specs():
-        assert spec.group_name in {"generation", "curation", "training", "evaluation"}, spec.key
+        assert spec.group_name in GROUPS, spec.key
         assert spec.kinds and spec.description, spec.key
+
+
+def test_groups_read_left_to_right_and_match_the_package_folders():
+    """The group lineage has no arrow going back, and each group's assets live in the package of that name."""
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        for parent in node.parent_keys:
+            assert GROUPS.index(graph.get(parent).group_name) <= GROUPS.index(node.group_name), (parent, key)
+    for assets_def in defs.assets:
+        for spec in assets_def.specs:
+            module = assets_def.op.compute_fn.decorated_fn.__module__
+            assert module == f"research_tuner.{spec.group_name}.assets", (spec.key, module)
 
 
 def test_quality_gates_are_asset_checks():

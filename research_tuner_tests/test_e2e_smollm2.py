@@ -9,7 +9,7 @@ from upath import UPath
 
 from research_tuner import cli
 from research_tuner.lake import read_parquet
-from research_tuner.lib.sections import missing_sections
+from research_tuner.lib.shared.sections import missing_sections
 
 FIELDS = ("life_sciences", "humanities")
 PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split",

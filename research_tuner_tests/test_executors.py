@@ -114,7 +114,7 @@ def test_a_torch_step_process_keeps_to_its_share_of_the_cores():
     env.pop("OMP_NUM_THREADS", None)
     env.pop("RESEARCH_TUNER_TORCH_THREADS", None)
     code = ("import os; from research_tuner import executors; executors.cap_torch_threads(); "
-            "import torch; from research_tuner.lib.hardware import apply_process_settings, detect_hardware; "
+            "import torch; from research_tuner.lib.shared.hardware import apply_process_settings, detect_hardware; "
             "apply_process_settings(detect_hardware()); "
             "print(torch.get_num_threads(), os.cpu_count())")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)

@@ -10,7 +10,7 @@ from upath import UPath
 
 from research_tuner.definitions import defs
 from research_tuner.lake import read_parquet
-from research_tuner_tests.pg_server import PostgresServer
+from research_tuner_tests.support.pg_server import PostgresServer
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

@@ -15,7 +15,7 @@ from upath import UPath
 from research_tuner.interrupts import INTERRUPTED, stop_on_interrupt
 from research_tuner.lake import read_parquet
 from research_tuner.lib.teacher.openai_api import run_interruptibly
-from research_tuner_tests.openai_server import FakeOpenAIServer
+from research_tuner_tests.support.openai_server import FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parents[1]
 

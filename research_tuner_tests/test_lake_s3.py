@@ -14,7 +14,7 @@ import pytest
 from upath import UPath
 
 from research_tuner.lake import ParquetLakeIOManager, copy_folder_atomic, read_parquet, write_parquet_atomic
-from research_tuner_tests.pg_server import free_port
+from research_tuner_tests.support.pg_server import free_port
 from research_tuner_tests.test_lake import combined, folder, reads_folder, table
 
 BUCKET = "research-tuner-test"

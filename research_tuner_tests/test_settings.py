@@ -3,7 +3,7 @@
 import pytest
 
 from research_tuner.cli import preflight
-from research_tuner.lib.taxonomy import load_taxonomy
+from research_tuner.lib.shared.taxonomy import load_taxonomy
 from research_tuner.settings import LLAMA_PROJECTIONS, SettingsError, load_profile, parse_assignments
 
 

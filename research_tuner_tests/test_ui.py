@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from research_tuner_tests.dagster_ui import REPO, DagsterDev
-from research_tuner_tests.openai_server import Fault, FakeOpenAIServer
-from research_tuner_tests.pg_server import free_port
-from research_tuner_tests.secrets_scan import files_containing, sqlite_row_count
+from research_tuner_tests.support.dagster_ui import REPO, DagsterDev
+from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault
+from research_tuner_tests.support.pg_server import free_port
+from research_tuner_tests.support.secrets_scan import files_containing, sqlite_row_count
 
 pytestmark = pytest.mark.slow
 

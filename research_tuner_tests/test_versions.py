@@ -1,13 +1,19 @@
 """Code versions: a changed prompt or setting changes exactly the assets it shapes, and Dagster then
 reports those assets (and what follows them) stale after a real materialization."""
 
+import dataclasses
+
 import dagster as dg
 import pandas as pd
 import pytest
 
 from research_tuner import versions
 from research_tuner.definitions import defs
-from research_tuner.lib import judge, prompts
+from research_tuner.lib.approaches import prompts as approach_prompts
+from research_tuner.lib.evaluation import metrics
+from research_tuner.lib.evaluation.judge import prompts as judge_prompts
+from research_tuner.lib.questions import prompts as question_prompts
+from research_tuner.lib.shared import chat
 from research_tuner.settings import load_profile
 
 ALL = set(versions.LOGIC_VERSIONS)
@@ -28,13 +34,29 @@ def test_every_asset_has_a_code_version_from_the_profile_loaded_at_import():
 def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
     profile = load_profile("paper")
     before = dict(versions.code_versions(profile))
-    monkeypatch.setattr(prompts, "QUESTION_LIST_USER", prompts.QUESTION_LIST_USER + " Be brief.")
+    monkeypatch.setattr(question_prompts, "QUESTION_LIST_USER", question_prompts.QUESTION_LIST_USER + " Be brief.")
     assert changed(before, versions.code_versions(profile)) == {"raw_questions"}
-    monkeypatch.setattr(prompts, "SECTION_INSTRUCTIONS", {**prompts.SECTION_INSTRUCTIONS, "Hypothesis": "State it."})
+    monkeypatch.setattr(approach_prompts, "SECTION_INSTRUCTIONS",
+                        {**approach_prompts.SECTION_INSTRUCTIONS, "Hypothesis": "State it."})
     assert changed(before, versions.code_versions(profile)) == {"raw_questions", "approaches"}
     monkeypatch.undo()
-    monkeypatch.setattr(prompts, "STUDENT_SYSTEM_PROMPT", "You advise on research.")
+    monkeypatch.setattr(chat, "STUDENT_SYSTEM_PROMPT", "You advise on research.")
     assert changed(before, versions.code_versions(profile)) == {"lora_adapter", "eval_generations"}
+    monkeypatch.undo()
+    monkeypatch.setattr(judge_prompts, "RUBRIC", judge_prompts.RUBRIC + " Be harsh.")
+    assert changed(before, versions.code_versions(profile)) == {"eval_judgements"}
+
+
+def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
+    """Scoring is its own step: a metric added to the registry reruns eval_scores, never the models."""
+    profile = load_profile("paper")
+    before = dict(versions.code_versions(profile))
+    bleu = metrics.Metric("bleu", "BLEU", "n-gram precision", lambda answers, references: [0.0] * len(answers))
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, bleu))
+    assert changed(before, versions.code_versions(profile)) == {"eval_scores"}
+    monkeypatch.setattr(metrics, "METRICS", (metrics.ROUGE_L, dataclasses.replace(metrics.METEOR, version=2),
+                                             metrics.SECTION_COVERAGE))
+    assert changed(before, versions.code_versions(profile)) == {"eval_scores"}
 
 
 @pytest.mark.parametrize(
@@ -67,10 +89,12 @@ def test_a_setting_change_touches_only_the_assets_that_read_it(override, expecte
 
 def test_every_prompt_and_profile_section_shapes_some_asset():
     """A new prompt constant or profile section must be mapped in versions.py, or edits to it go unnoticed."""
-    mapped = {name for names in versions.PROMPTS.values() for name in names}
-    constants = {n for n in dir(prompts) if n.isupper() and not n.startswith("_")} - {"SECTIONS"}  # hashed apart
-    constants |= {f"judge.{n}" for n in dir(judge) if n.isupper() and not n.startswith("_") and isinstance(
-        getattr(judge, n), (str, dict))}
+    mapped = {(module.__name__, name) for sources in versions.PROMPTS.values() for module, names in sources
+              for name in names}
+    constants = {(module.__name__, n) for module in (question_prompts, approach_prompts, judge_prompts, chat)
+                 for n in dir(module) if n.isupper() and not n.startswith("_")
+                 and isinstance(getattr(module, n), (str, dict, tuple))} - {(m.__name__, "SECTIONS") for m in (
+                     approach_prompts, judge_prompts, chat)}  # the sections are hashed apart
     assert constants - mapped == set(), "add these prompts to versions.PROMPTS"
     sections = set(load_profile("paper").model_dump()) - {"name"}
     used = {section[0] for entries in versions.SETTINGS.values() for section in entries}
@@ -126,7 +150,7 @@ def test_dagster_reports_exactly_the_changed_assets_stale(monkeypatch):
         assert dg.materialize(original, selection=["lora_adapter"], instance=instance).success
         assert stale_assets(instance, original) == {}
 
-        monkeypatch.setattr(prompts, "APPROACH_USER", prompts.APPROACH_USER + " Cite sources.")
+        monkeypatch.setattr(approach_prompts, "APPROACH_USER", approach_prompts.APPROACH_USER + " Cite sources.")
         edited = stand_ins(profile)
         # only the asset whose prompt changed is stale, for its code, in both partitions ...
         assert stale_assets(instance, edited) == {"approaches[arts]": "CODE", "approaches[humanities]": "CODE"}

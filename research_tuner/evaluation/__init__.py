@@ -1,1 +1,2 @@
-"""Evaluation stage: base vs fine-tuned answers on validation questions, scores, and the paper's figures."""
+"""The evaluation stage (asset group `evaluation`): base vs fine-tuned answers, the optional judge's grades, their
+scores, and the report with the paper's figures. Logic in research_tuner/lib/evaluation/."""

@@ -1,5 +1,5 @@
-"""Assets of the evaluation stage: eval_generations -> eval_judgements (optional LLM-as-judge) -> eval_scores
-(per field) -> eval_report (all fields)."""
+"""Assets of the evaluation stage: eval_generations (the answers) -> eval_judgements (optional LLM judge) ->
+eval_scores (the metrics, per field) -> eval_report (all fields)."""
 
 import json
 import tempfile
@@ -8,15 +8,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from research_tuner.executors import TORCH_STEP_TAGS
-from research_tuner.generation.assets import TEACHER_RETRY
+from research_tuner.executors import TEACHER_RETRY, TORCH_STEP_TAGS, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
-from research_tuner.lib.evaluation import answer_both, summarise, with_judge_scores
-from research_tuner.lib.judge import SCORE_COLUMNS, empty_judgements, judge_responses
-from research_tuner.lib.metrics import metric_data_info
-from research_tuner.lib.report import comparison_table, grouped_bars
-from research_tuner.lib.split import evaluation_sample
-from research_tuner.lib.teacher import Usage
+from research_tuner.lib.evaluation.answers import answer_both
+from research_tuner.lib.evaluation.judge.grade import SCORE_COLUMNS, empty_judgements, judge_responses
+from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS
+from research_tuner.lib.evaluation.report import comparison_table, grouped_bars, reported_metrics
+from research_tuner.lib.evaluation.sample import evaluation_sample
+from research_tuner.lib.evaluation.scoring import judged, score_answers
+from research_tuner.lib.evaluation.summary import summarise
+from research_tuner.lib.evaluation.text_overlap import metric_data_info
+from research_tuner.lib.teacher.base import Usage
 from research_tuner.metadata import ProgressLogger, image, preview, usage_metadata
 from research_tuner.partitions import field_partitions
 from research_tuner.resources import PipelineSettings, TeacherResource
@@ -30,13 +32,13 @@ GROUP = "evaluation"
     op_tags=TORCH_STEP_TAGS,
     partitions_def=field_partitions,
     description="Base and fine-tuned answers to validation questions (N per subdomain), greedy, same token "
-    "limit, scored against the teacher's approach with ROUGE-L and METEOR.",
+    "limit, with the teacher's approach as the reference. Scored by eval_scores.",
     check_specs=[dg.AssetCheckSpec("sample_only_from_validation", asset="eval_generations", blocking=True)],
 )
 def eval_generations(
     context: dg.AssetExecutionContext, settings: PipelineSettings, dataset_split: pd.DataFrame, lora_adapter: Path
 ):
-    from research_tuner.lib.training import load_for_inference
+    from research_tuner.lib.shared.inference import load_for_inference  # torch-heavy: imported when it runs
 
     profile = settings.resolve()
     cfg = profile.evaluation
@@ -56,8 +58,8 @@ def eval_generations(
         "questions": len(sample),
         "base_model": manifest["base_model"],
         "hit_token_limit": dg.MetadataValue.json(hit_limit.round(3).to_dict()),
-        "metric_data": dg.MetadataValue.json(metric_data_info()),
-        "preview": preview(generations, ["model", "question", "response", "rouge_l", "meteor"], width=240),
+        "completion_tokens": int(generations["completion_tokens"].sum()),
+        "preview": preview(generations, ["model", "question", "response"], width=240),
     })
     yield dg.AssetCheckResult(check_name="sample_only_from_validation", passed=not leaked,
                               metadata={"train_rows_in_sample": len(leaked)})
@@ -89,7 +91,8 @@ def eval_judgements(
         return empty_judgements()
     usage = Usage()
     judge = teacher.get_judge(settings)
-    table = judge_responses(judge, eval_generations, cfg, usage, progress=ProgressLogger(context, "judgements"))
+    with no_retry_on_config_error():
+        table = judge_responses(judge, eval_generations, cfg, usage, progress=ProgressLogger(context, "judgements"))
     ok = table[table["status"] == "ok"]
     failed = table[table["status"] == "failed"]
     per_model = ok.groupby("model")[SCORE_COLUMNS + ["judge_score"]].mean()
@@ -110,15 +113,22 @@ def eval_judgements(
     group_name=GROUP,
     kinds={"python", "parquet"},
     partitions_def=field_partitions,
-    description="Per field and model: n, mean ROUGE-L, METEOR, section coverage, share cut at the token limit; "
-    "with the judge on, also the mean judge score (0-5) over the answers it graded and how many failed.",
+    description="Every answer of eval_generations scored against the teacher's approach with each metric of the "
+    "registry (" + ", ".join(m.title for m in METRICS) + "), and the judge's grade when it ran. A new metric "
+    "reruns this step only, not the models.",
 )
 def eval_scores(
     context: dg.AssetExecutionContext, eval_generations: pd.DataFrame, eval_judgements: pd.DataFrame
 ) -> pd.DataFrame:
-    table = summarise(eval_generations, eval_judgements)
-    context.add_output_metadata({"num_rows": len(table), "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False))})
-    return table
+    scores = score_answers(eval_generations, eval_judgements)
+    table = summarise(scores)
+    context.add_output_metadata({
+        "num_rows": len(scores),
+        "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
+        "metrics": ", ".join(m.name for m in reported_metrics(scores)),
+        "metric_data": dg.MetadataValue.json(metric_data_info()),
+    })
+    return scores
 
 
 @dg.asset(
@@ -127,45 +137,30 @@ def eval_scores(
     description="All fields: the per-field table, paired deltas with 95% bootstrap CIs, the relative "
     "improvement (the paper's headline), and Figures 1 (ROUGE-L) and 2 (METEOR) as PNG; with the judge on, "
     "the judge score's paired delta too and a third figure.",
-    ins={
-        "eval_generations": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
-        "eval_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
-        "eval_judgements": dg.AssetIn(partition_mapping=dg.AllPartitionMapping()),
-    },
+    ins={"eval_scores": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
-def eval_report(
-    context: dg.AssetExecutionContext,
-    eval_generations: pd.DataFrame,
-    eval_scores: pd.DataFrame,
-    eval_judgements: pd.DataFrame,
-) -> Path:
+def eval_report(context: dg.AssetExecutionContext, eval_scores: pd.DataFrame) -> Path:
     out = Path(tempfile.mkdtemp(prefix="eval_report-"))
-    scored = with_judge_scores(eval_generations, eval_judgements)
-    judged = "judge_score" in scored.columns
-    metrics = ("rouge_l", "meteor", "section_coverage") + (("judge_score",) if judged else ())
-    comparison = comparison_table(scored, metrics)
-    eval_scores.to_parquet(out / "scores_by_field.parquet", index=False)
+    by_field = summarise(eval_scores)
+    comparison = comparison_table(eval_scores)
+    by_field.to_parquet(out / "scores_by_field.parquet", index=False)
     comparison.to_parquet(out / "comparison.parquet", index=False)
-    fig_rouge = grouped_bars(eval_generations, "rouge_l", out / "figure1_rouge_l.png")
-    fig_meteor = grouped_bars(eval_generations, "meteor", out / "figure2_meteor.png")
+    figures = {m.figure.removesuffix(".png"): image(grouped_bars(eval_scores, m.name, out / m.figure))
+               for m in reported_metrics(eval_scores) if m.figure}
     overall = comparison[comparison["field"] == "all"].set_index("metric")
     judge_meta = {}
-    if judged:
-        fig_judge = grouped_bars(scored, "judge_score", out / "figure3_judge_score.png")
+    if judged(eval_scores):
         judge_meta = {
-            "judge_score_delta": float(overall.loc["judge_score", "delta"]),
-            "judgements_failed": int((eval_judgements["status"] == "failed").sum()),
-            "figure3_judge_score": image(fig_judge),
+            "judge_score_delta": float(overall.loc[JUDGE_SCORE.name, "delta"]),
+            "judgements_failed": int((eval_scores["judge_status"] == "failed").sum()),
         }
     context.add_output_metadata({
         **judge_meta,
-        "fields": int(eval_scores["field"].nunique()),
-        "questions": int(eval_generations["question_id"].nunique()),
-        "rouge_l_improvement_pct": float(overall.loc["rouge_l", "improvement_pct"]),
-        "meteor_improvement_pct": float(overall.loc["meteor", "improvement_pct"]),
-        "scores_by_field": dg.MetadataValue.md(eval_scores.round(4).to_markdown(index=False)),
+        "fields": int(by_field["field"].nunique()),
+        "questions": int(eval_scores["question_id"].nunique()),
+        **{f"{m.name}_improvement_pct": float(overall.loc[m.name, "improvement_pct"]) for m in METRICS},
+        "scores_by_field": dg.MetadataValue.md(by_field.round(4).to_markdown(index=False)),
         "comparison": dg.MetadataValue.md(comparison.round(4).to_markdown(index=False)),
-        "figure1_rouge_l": image(fig_rouge),
-        "figure2_meteor": image(fig_meteor),
+        **figures,
     })
     return out

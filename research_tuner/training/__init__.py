@@ -1,1 +1,2 @@
-"""Training stage: the LoRA adapter trained on every field's train split."""
+"""The training stage (asset group `training`): the LoRA adapter trained on every field's train split. Logic in
+research_tuner/lib/training/."""

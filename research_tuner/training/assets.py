@@ -23,7 +23,7 @@ GROUP = "training"
     ins={"dataset_split": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
 def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, dataset_split: pd.DataFrame):
-    from research_tuner.lib.training import train_lora  # torch-heavy: imported when training runs
+    from research_tuner.lib.training.train import train_lora  # torch-heavy: imported when training runs
 
     cfg = settings.resolve().training
     train = dataset_split[dataset_split["split"] == "train"].reset_index(drop=True)

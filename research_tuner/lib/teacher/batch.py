@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import openai
 
@@ -28,35 +29,27 @@ from research_tuner.lib.teacher.base import (
 )
 from research_tuner.lib.teacher.budget import Budget
 from research_tuner.lib.teacher.cache import ResponseCache
-from research_tuner.lib.teacher.openai_api import MalformedResponse, chat_body, response_from_completion
+from research_tuner.lib.teacher.credentials import api_key_for
+from research_tuner.lib.teacher.wire import MalformedResponse, chat_body, response_from_completion
+
+if TYPE_CHECKING:
+    from research_tuner.settings import TeacherSettings
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 FINAL_STATUSES = {"completed", "failed", "expired", "cancelled"}
 
 
 class BatchTeacher:
-    def __init__(
-        self,
-        model: str,
-        cache: ResponseCache,
-        *,
-        api_key: str,
-        base_url: str | None = None,
-        poll_interval_s: float = 60.0,
-        completion_window: str = "24h",
-        max_requests_per_batch: int = 50_000,
-        price_factor: float = 0.5,
-        budget: Budget | None = None,
-        timeout_s: float = 120.0,
-    ):
-        self.model = model
+    def __init__(self, settings: TeacherSettings, cache: ResponseCache, *, budget: Budget | None = None):
+        self.model = settings.model
         self.cache = cache
-        self.poll_interval_s = poll_interval_s
-        self.completion_window = completion_window
-        self.max_requests_per_batch = max_requests_per_batch
-        self.price_factor = price_factor
+        self.poll_interval_s = settings.batch_poll_interval_s
+        self.completion_window = settings.batch_completion_window
+        self.max_requests_per_batch = settings.batch_max_requests
+        self.price_factor = settings.batch_price_factor
         self.budget = budget or Budget(None, 0.0, 0.0)
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=4)
+        self._client = openai.OpenAI(api_key=api_key_for(settings), base_url=settings.base_url,
+                                     timeout=settings.request_timeout_s, max_retries=4)
         self.endpoint = str(self._client.base_url)  # the same as the online teacher's: one cache for both
         self.batches_created = 0
         self.batches_resumed = 0

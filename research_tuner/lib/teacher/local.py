@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from research_tuner.lib.generation import ChatPrompt, generate_batched
-from research_tuner.lib.models import load_causal_lm, load_tokenizer
+from research_tuner.lib.shared.chat import ChatPrompt
+from research_tuner.lib.shared.inference import generate_batched
+from research_tuner.lib.shared.models import load_causal_lm, load_tokenizer
 from research_tuner.lib.teacher.base import OnResponse, Progress, TeacherFailure, TeacherRequest, TeacherResponse, Usage
+from research_tuner.lib.teacher.cache import ResponseCache
+
+if TYPE_CHECKING:
+    from research_tuner.settings import TeacherSettings
 
 
 class LocalTeacher:
     """Batches prompts that share sampling parameters; one model load per instance."""
 
-    def __init__(self, model: str, *, batch_size: int = 32, precision: str = "auto"):
+    def __init__(self, settings: TeacherSettings):
         self.endpoint = "local"
-        self.model = model
-        self.batch_size = batch_size
-        self._tokenizer = load_tokenizer(model)
-        self._lm = load_causal_lm(model, precision=precision, tokenizer=self._tokenizer)
+        self.model = settings.model
+        self.batch_size = settings.max_concurrency
+        self._tokenizer = load_tokenizer(settings.model)
+        self._lm = load_causal_lm(settings.model, precision=settings.precision, tokenizer=self._tokenizer)
 
     def complete(
         self,
@@ -62,3 +68,8 @@ class LocalTeacher:
 
     def close(self) -> None:
         self._lm = None
+
+
+def build(settings: TeacherSettings, cache: ResponseCache) -> LocalTeacher:
+    """The registry's factory (registry.py): a model on this machine, batching `max_concurrency` prompts."""
+    return LocalTeacher(settings)

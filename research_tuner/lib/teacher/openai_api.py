@@ -15,6 +15,7 @@ import asyncio
 import random
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import openai
 
@@ -28,7 +29,14 @@ from research_tuner.lib.teacher.base import (
     Usage,
 )
 from research_tuner.lib.teacher.budget import Budget, BudgetExceeded, estimate_prompt_tokens
+from research_tuner.lib.teacher.credentials import api_key_for
 from research_tuner.lib.teacher.ratelimit import RateLimiter, retry_after_s
+from research_tuner.lib.teacher.wire import MalformedResponse, chat_body, response_from_completion
+
+if TYPE_CHECKING:
+    from research_tuner.lib.teacher.batch import BatchTeacher
+    from research_tuner.lib.teacher.cache import ResponseCache
+    from research_tuner.settings import TeacherSettings
 
 _TRANSIENT = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError)
 _FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError, openai.BadRequestError)
@@ -36,48 +44,9 @@ _FATAL = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFo
 MAX_RATE_LIMIT_WAITS = 50
 
 
-class MalformedResponse(Exception):
-    """The server answered 200 with a body that is not a chat completion."""
-
-
 def _headers(exc: Exception):
     response = getattr(exc, "response", None)
     return response.headers if response is not None else None
-
-
-def _token_counts(completion) -> tuple[int, int]:
-    usage = completion.usage
-    return (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-
-
-def chat_body(model: str, req: TeacherRequest, structured_output: bool = True) -> dict:
-    """The chat-completions request body (also one line of a Batch API input file)."""
-    messages = [dict(m) for m in req.messages]
-    if req.assistant_prefix:
-        messages[-1]["content"] += f"\n\nBegin your answer with: {req.assistant_prefix}"
-    body = {"model": model, "messages": messages, "max_tokens": req.max_tokens, "temperature": req.temperature,
-            "top_p": req.top_p, "seed": req.seed}
-    if req.json_schema and structured_output:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": "response", "schema": req.json_schema, "strict": True},
-        }
-    return body
-
-
-def response_from_completion(req: TeacherRequest, completion) -> TeacherResponse:
-    """A TeacherResponse from a parsed chat completion (an object or, from a batch file, a dict)."""
-    if isinstance(completion, dict):
-        completion = openai.types.chat.ChatCompletion.model_validate(completion)
-    if not getattr(completion, "choices", None):
-        raise MalformedResponse("no choices in the response")
-    choice = completion.choices[0]
-    text = choice.message.content or ""
-    if getattr(choice.message, "refusal", None):
-        return TeacherResponse("", "refusal", *_token_counts(completion))
-    if req.assistant_prefix and text.startswith(req.assistant_prefix):
-        text = text[len(req.assistant_prefix) :]
-    return TeacherResponse(text, choice.finish_reason or "stop", *_token_counts(completion))
 
 
 def run_interruptibly(coro):
@@ -105,29 +74,17 @@ def run_interruptibly(coro):
 
 
 class OpenAITeacher:
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str,
-        base_url: str | None = None,
-        max_concurrency: int = 8,
-        max_retries: int = 4,
-        timeout_s: float = 120.0,
-        backoff_base_s: float = 0.5,  # as the openai client: 0.5 s, 1 s, 2 s, ... with jitter
-        requests_per_minute: float | None = None,
-        tokens_per_minute: float | None = None,
-        budget: Budget | None = None,
-    ):
-        self.model = model
-        self.max_concurrency = max_concurrency
-        self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self._client_args = {"api_key": api_key, "base_url": base_url, "timeout": timeout_s, "max_retries": 0}
+    def __init__(self, settings: TeacherSettings, *, budget: Budget | None = None):
+        self.model = settings.model
+        self.max_concurrency = settings.max_concurrency
+        self.max_retries = settings.max_retries
+        self.backoff_base_s = 0.5  # as the openai client: 0.5 s, 1 s, 2 s, ... with jitter
+        self._client_args = {"api_key": api_key_for(settings), "base_url": settings.base_url,
+                             "timeout": settings.request_timeout_s, "max_retries": 0}
         self.endpoint = str(openai.AsyncOpenAI(**self._client_args).base_url)
         self._schema_supported = True
         # Kept across calls, so what was learned about the server's limit carries over to the next round.
-        self.limiter = RateLimiter(requests_per_minute, tokens_per_minute)
+        self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self.budget = budget or Budget(None, 0.0, 0.0)
 
     def complete(
@@ -251,3 +208,13 @@ class OpenAITeacher:
 
     def close(self) -> None:
         pass
+
+
+def build(settings: TeacherSettings, cache: ResponseCache) -> OpenAITeacher | BatchTeacher:
+    """The registry's factory (registry.py): the online client, or the Batch API with `teacher.mode: batch`."""
+    budget = Budget(settings.budget_usd, settings.price_input_per_mtok, settings.price_output_per_mtok)
+    if settings.mode == "batch":
+        from research_tuner.lib.teacher.batch import BatchTeacher
+
+        return BatchTeacher(settings, cache, budget=budget)
+    return OpenAITeacher(settings, budget=budget)

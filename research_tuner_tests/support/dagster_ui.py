@@ -1,0 +1,214 @@
+"""`dagster dev` (webserver + daemon) started through scripts/ui.sh for a test, and a small GraphQL client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query Status($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } }
+}
+"""
+
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchRunReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
+STEP_STATS = """
+query Steps($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { status stepStats { stepKey status attempts { startTime } } } }
+}
+"""
+
+START_SENSOR = """
+mutation Start($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RELOAD = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) {
+    __typename
+    ... on WorkspaceLocationEntry { loadStatus locationOrLoadError { __typename ... on PythonError { message } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+STALE = """
+query Stale($key: AssetKeyInput!, $partition: String) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode { staleStatus(partition: $partition) staleCauses(partition: $partition) { category reason } }
+  }
+}
+"""
+
+REPOSITORIES = """
+{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name } } }
+                        ... on PythonError { message } } }
+"""
+
+
+class DagsterDev:
+    """`with DagsterDev(port, env, log) as ui:` -> ui.url, ui.graphql(...), ui.run_job(...)."""
+
+    def __init__(self, port: int, env: dict[str, str], log_path: Path, host: str | None = None):
+        self.port, self.log_path = port, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, **env, "RESEARCH_TUNER_UI_PORT": str(port)}
+        if host is not None:
+            self.env["RESEARCH_TUNER_UI_HOST"] = host
+        # the venv that runs the tests provides `dagster` (scripts/test.sh activates it; so does ui.sh)
+        self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
+        self.proc: subprocess.Popen | None = None
+        self.location: tuple[str, str] | None = None
+
+    def __enter__(self) -> DagsterDev:
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(["bash", str(REPO / "scripts" / "ui.sh")], cwd=REPO, env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_until_loaded(timeout=180)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            # Ctrl-C to the process group this test started (dagster dev, webserver, daemon, code servers);
+            # whatever has not stopped after 20 s is killed.
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self._log.close()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def _wait_until_loaded(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited ({self.proc.returncode}):\n{self.log_tail()}")
+            try:
+                data = self.graphql(REPOSITORIES)["repositoriesOrError"]
+                nodes = data.get("nodes") or []
+                if nodes:
+                    self.location = (nodes[0]["location"]["name"], nodes[0]["name"])
+                    return
+                last = data
+            except OSError as exc:
+                last = exc
+            time.sleep(1)
+        raise TimeoutError(f"dagster dev did not load the code location in {timeout} s ({last}):\n{self.log_tail()}")
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        request = urllib.request.Request(f"{self.url}/graphql", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = json.loads(response.read())
+        if payload.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {payload['errors']}")
+        return payload["data"]
+
+    def launch(self, job: str, partition: str | None = None) -> str:
+        location, repository = self.location
+        tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+        params = {
+            "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
+            "executionMetadata": {"tags": tags},
+            "runConfigData": {},
+        }
+        result = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"launching {job} [{partition}] failed: {result}")
+        return result["run"]["runId"]
+
+    def reexecute_from_failure(self, run_id: str) -> str:
+        result = self.graphql(REEXECUTE, {"params": {"parentRunId": run_id, "strategy": "FROM_FAILURE"}})
+        result = result["launchRunReexecution"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"re-executing {run_id} failed: {result}")
+        return result["run"]["runId"]
+
+    def step_stats(self, run_id: str) -> dict[str, dict]:
+        run = self.graphql(STEP_STATS, {"runId": run_id})["runOrError"]
+        return {s["stepKey"]: s for s in run["stepStats"]}
+
+    def start_sensor(self, name: str) -> str:
+        location, repository = self.location
+        selector = {"repositoryLocationName": location, "repositoryName": repository, "sensorName": name}
+        result = self.graphql(START_SENSOR, {"selector": selector})["startSensor"]
+        if result["__typename"] != "Sensor":
+            raise RuntimeError(f"starting sensor {name} failed: {result}")
+        return result["sensorState"]["status"]
+
+    def reload_code_location(self) -> None:
+        """What *Reload definitions* does: the code location imports the code (and the profile) again."""
+        result = self.graphql(RELOAD, {"name": self.location[0]})["reloadRepositoryLocation"]
+        error = (result.get("locationOrLoadError") or {}).get("message") or result.get("message")
+        if result["__typename"] != "WorkspaceLocationEntry" or error:
+            raise RuntimeError(f"reloading the code location failed: {result}")
+
+    def stale(self, asset: str, partition: str | None = None) -> tuple[str, list[str]]:
+        node = self.graphql(STALE, {"key": {"path": [asset]}, "partition": partition})["assetNodeOrError"]
+        return node["staleStatus"], sorted({c["category"] for c in node["staleCauses"]})
+
+    def wait(self, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.graphql(RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+            if status in {"SUCCESS", "FAILURE", "CANCELED"}:
+                return status
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} not finished after {timeout} s")
+
+    def run_job(self, job: str, partition: str | None = None, timeout: float = 300) -> str:
+        run_id = self.launch(job, partition)
+        status = self.wait(run_id, timeout)
+        if status != "SUCCESS":
+            raise AssertionError(f"{job} [{partition}] ended {status} (run {run_id}):\n{self.log_tail()}")
+        return run_id

@@ -1,0 +1,1 @@
+"""Tests of research_tuner/lib/training and its assets."""
