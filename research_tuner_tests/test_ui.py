@@ -144,7 +144,7 @@ def test_asset_graph_shows_every_asset_and_group(ui, browser):
         return texts if set(ASSETS) <= texts else None
 
     labels = wait_for(browser, graph_labels, "all nine asset nodes in the lineage graph")
-    assert {"generation", "curation", "training", "evaluation"} <= labels
+    assert {"questions", "approaches", "training", "evaluation"} <= labels
     assert browser.find_elements(By.CSS_SELECTOR, "svg path"), "the graph's edges are drawn"
     shot(browser, "1_asset_graph")
 
