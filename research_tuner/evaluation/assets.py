@@ -10,9 +10,9 @@ import pandas as pd
 
 from research_tuner.executors import TEACHER_RETRY, TORCH_STEP_TAGS, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
+from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.answers import answer_both
 from research_tuner.lib.evaluation.judge.grade import SCORE_COLUMNS, empty_judgements, judge_responses
-from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS
 from research_tuner.lib.evaluation.report import comparison_table, grouped_bars, reported_metrics
 from research_tuner.lib.evaluation.sample import evaluation_sample
 from research_tuner.lib.evaluation.scoring import judged, score_answers
@@ -114,7 +114,7 @@ def eval_judgements(
     kinds={"python", "parquet"},
     partitions_def=field_partitions,
     description="Every answer of eval_generations scored against the teacher's approach with each metric of the "
-    "registry (" + ", ".join(m.title for m in METRICS) + "), and the judge's grade when it ran. A new metric "
+    "registry (" + ", ".join(m.title for m in metrics.METRICS) + "), and the judge's grade when it ran. A new metric "
     "reruns this step only, not the models.",
 )
 def eval_scores(
@@ -151,14 +151,14 @@ def eval_report(context: dg.AssetExecutionContext, eval_scores: pd.DataFrame) ->
     judge_meta = {}
     if judged(eval_scores):
         judge_meta = {
-            "judge_score_delta": float(overall.loc[JUDGE_SCORE.name, "delta"]),
+            "judge_score_delta": float(overall.loc[metrics.JUDGE_SCORE.name, "delta"]),
             "judgements_failed": int((eval_scores["judge_status"] == "failed").sum()),
         }
     context.add_output_metadata({
         **judge_meta,
         "fields": int(by_field["field"].nunique()),
         "questions": int(eval_scores["question_id"].nunique()),
-        **{f"{m.name}_improvement_pct": float(overall.loc[m.name, "improvement_pct"]) for m in METRICS},
+        **{f"{m.name}_improvement_pct": float(overall.loc[m.name, "improvement_pct"]) for m in metrics.METRICS},
         "scores_by_field": dg.MetadataValue.md(by_field.round(4).to_markdown(index=False)),
         "comparison": dg.MetadataValue.md(comparison.round(4).to_markdown(index=False)),
         **figures,

@@ -13,27 +13,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS, Metric, metric  # noqa: E402
+from research_tuner.lib.evaluation import metrics  # noqa: E402
+from research_tuner.lib.evaluation.metrics import Metric  # noqa: E402
 from research_tuner.lib.evaluation.scoring import judged  # noqa: E402
 from research_tuner.lib.evaluation.stats import paired_bootstrap_ci, relative_improvement  # noqa: E402
 
 
 def reported_metrics(scores: pd.DataFrame) -> tuple[Metric, ...]:
-    """The registry's metrics, and the judge's grade when the judge ran."""
-    return METRICS + ((JUDGE_SCORE,) if judged(scores) else ())
+    """The registry's metrics (read when called), and the judge's grade when the judge ran."""
+    return metrics.METRICS + ((metrics.JUDGE_SCORE,) if judged(scores) else ())
 
 
-def comparison_table(scores: pd.DataFrame, metrics: tuple[str, ...] | None = None, seed: int = 0) -> pd.DataFrame:
+def comparison_table(scores: pd.DataFrame, names: tuple[str, ...] | None = None, seed: int = 0) -> pd.DataFrame:
     """Per field and over all fields: both means, the paired delta with its 95% CI, the gain in %.
 
     Only questions with a score for both models count (a failed judgement leaves a gap, never a zero);
     n says how many there were.
     """
-    metrics = metrics if metrics is not None else tuple(m.name for m in reported_metrics(scores))
+    names = names if names is not None else tuple(m.name for m in reported_metrics(scores))
     rows = []
     groups = [(field, g) for field, g in scores.groupby("field", sort=True)] + [("all", scores)]
     for field, group in groups:
-        for name in metrics:
+        for name in names:
             paired = group.pivot(index="question_id", columns="model", values=name)
             paired = paired.reindex(columns=["base", "fine_tuned"]).dropna()
             base = paired["base"].to_numpy(dtype=float)
@@ -60,7 +61,7 @@ def _mean_ci(values: np.ndarray, seed: int) -> tuple[float, float]:
 
 def grouped_bars(scores: pd.DataFrame, name: str, path: Path, seed: int = 0) -> Path:
     """A bar per field and model of the mean of metric `name`, with its 95% bootstrap interval."""
-    title = metric(name).title
+    title = metrics.metric(name).title
     fields = sorted(scores["field"].unique())
     x = np.arange(len(fields))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(fields) + 2), 4.2))

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import pandas as pd
 
-from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS
+from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.shared.schema import RowSchema
 
-#: The `eval_scores` table: one row per answer with its scores; judge columns are empty when the judge was off.
-SCORES = RowSchema("eval_scores", {
-    "question_id": "object", "field": "object", "subdomain": "object", "question": "object", "model": "object",
-    "finish_reason": "object", "completion_tokens": "int64", **{m.name: "float64" for m in METRICS},
-    JUDGE_SCORE.name: "float64", "judge_status": "object",
-})
+_ANSWER = {"question_id": "object", "field": "object", "subdomain": "object", "question": "object", "model": "object",
+           "finish_reason": "object", "completion_tokens": "int64"}
+
+
+def scores_schema() -> RowSchema:
+    """The `eval_scores` table: one row per answer, a column per metric of the registry (read when called, so
+    the registry is the one list of metrics), then the judge's grade and status (empty when it did not run)."""
+    return RowSchema("eval_scores", {**_ANSWER, **{m.name: "float64" for m in metrics.METRICS},
+                                     metrics.JUDGE_SCORE.name: "float64", "judge_status": "object"})
 
 
 def score_answers(generations: pd.DataFrame, judgements: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -21,17 +24,17 @@ def score_answers(generations: pd.DataFrame, judgements: pd.DataFrame | None = N
     ('ok', 'failed', or '' where the judge did not run)."""
     frame = generations.reset_index(drop=True).copy()
     answers, references = frame["response"].tolist(), frame["reference"].tolist()
-    for metric in METRICS:
+    for metric in metrics.METRICS:
         frame[metric.name] = pd.Series(metric.compute(answers, references), dtype="float64")
     if judgements is not None and len(judgements):
-        graded = judgements[["question_id", "model", "status", JUDGE_SCORE.name]].rename(
+        graded = judgements[["question_id", "model", "status", metrics.JUDGE_SCORE.name]].rename(
             columns={"status": "judge_status"})
         frame = frame.merge(graded, on=["question_id", "model"], how="left", validate="one_to_one")
         frame["judge_status"] = frame["judge_status"].fillna("")
     else:
-        frame[JUDGE_SCORE.name] = float("nan")
+        frame[metrics.JUDGE_SCORE.name] = float("nan")
         frame["judge_status"] = ""
-    return SCORES.select(frame)
+    return scores_schema().select(frame)
 
 
 def judged(scores: pd.DataFrame) -> bool:

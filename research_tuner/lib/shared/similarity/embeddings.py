@@ -60,7 +60,9 @@ def load_embedder(name: str = DEFAULT_EMBEDDING_MODEL):
 
 
 def embedding_size(name: str = DEFAULT_EMBEDDING_MODEL) -> int:
-    return int(load_embedder(name).get_sentence_embedding_dimension())
+    model = load_embedder(name)
+    size = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in 5.x
+    return int(size())
 
 
 def embed(texts: list[str], model: str = DEFAULT_EMBEDDING_MODEL, batch_size: int = 128,
