@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 # A persistent cache, so that the embedded SmolLM2 is converted from GGUF at most once across test sessions.
-os.environ.setdefault("RESEARCH_TUNER_CACHE", str(Path(__file__).resolve().parents[1] / ".cache"))
+os.environ.setdefault("RESEARCH_TUNER_CACHE", str(REPO / ".cache"))
+# Processes the tests start (Dagster step workers, `dagster dev`, the CLI, worker scripts) import this checkout's
+# research_tuner and research_tuner_tests, whatever is installed in the environment.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,8 @@ def concurrency_job():
 def test_torch_steps_run_one_at_a_time_and_others_alongside(tmp_path, monkeypatch):
     monkeypatch.setenv("RT_EXECUTOR_TEST_DIR", str(tmp_path))
     with dg.instance_for_test() as instance:
-        job = dg.build_reconstructable_job("research_tuner_tests.test_executors", "concurrency_job")
+        job = dg.build_reconstructable_job("research_tuner_tests.test_executors", "concurrency_job",
+                                           reconstructor_working_directory=str(Path(__file__).resolve().parents[1]))
         result = dg.execute_job(job, instance=instance)
         assert result.success
     runs = {n: json.loads((tmp_path / f"{n}.json").read_text()) for n in ("train_a", "train_b", "fetch_a", "fetch_b")}
