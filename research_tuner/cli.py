@@ -35,6 +35,14 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
             api_key_for(profile.teacher)
         except SettingsError as exc:
             problems.append(str(exc))
+    judge = profile.evaluation.judge.teacher_settings(profile.teacher)
+    same_key = profile.teacher.backend == "openai" and (judge.api_key_env, judge.base_url) == (
+        profile.teacher.api_key_env, profile.teacher.base_url)
+    if profile.evaluation.judge.any_enabled and judge.backend == "openai" and not same_key:
+        try:
+            api_key_for(judge, role="evaluation.judge")
+        except SettingsError as exc:
+            problems.append(str(exc))
     if will_train:
         base = profile.training.base_model
         if base.startswith("meta-llama/") and not os.environ.get(profile.training.hf_token_env):

@@ -123,7 +123,7 @@ def test_registry_scorers_edges():
             metric.compute(["a"], [])
     with pytest.raises(ValueError, match="not computed from the texts"):
         metrics.JUDGE_SCORE.compute(["a"], ["b"])
-    assert metrics.metric_names() == ["rouge_l", "meteor", "section_coverage"]
+    assert metrics.metric_names() == ["rouge_l", "meteor", "section_coverage", "embedding_similarity"]
     assert metrics.metric("judge_score") is metrics.JUDGE_SCORE
     with pytest.raises(KeyError, match="known: rouge_l"):
         metrics.metric("bleu")
