@@ -17,6 +17,8 @@ def _metric_sentence(row) -> str:
     moved = f"{title} went from {row.base:.3f} to {row.fine_tuned:.3f}{change}"
     if math.isnan(low) or math.isnan(high):
         return f"{moved}, with too few questions for an interval"
+    if low == high == 0:
+        return f"{title} did not change ({row.base:.3f})"
     interval = f"95% CI of the paired change {low:+.3f} to {high:+.3f}"
     if low <= 0 <= high:
         return f"{moved}, but its {interval} spans no change"
@@ -53,9 +55,9 @@ def _versus_base(row, judge: str) -> list[str]:
 
 
 def _ceiling(row) -> str:
+    rate = _rate(row.win_rate, row.win_rate_ci_low, row.win_rate_ci_high).replace(" (", ", ").rstrip(")")
     return (f"Against the teacher's own approach (the ceiling) the fine-tuned answer was preferred or tied in "
-            f"{100 * row.preferred_or_tied:.0f}% of {row.n} questions (win rate "
-            f"{_rate(row.win_rate, row.win_rate_ci_low, row.win_rate_ci_high)})")
+            f"{100 * row.preferred_or_tied:.0f}% of {row.n} questions (win rate {rate})")
 
 
 def verdict_paragraph(comparison: pd.DataFrame, preferences: pd.DataFrame | None = None,
