@@ -195,7 +195,7 @@ def eval_scores(
         "num_rows": len(scores),
         "scores": dg.MetadataValue.md(table.round(4).to_markdown(index=False)),
         "metrics": ", ".join(m.name for m in reported_metrics(scores)),
-        "metric_data": dg.MetadataValue.json(metric_data_info()),
+        "metric_data": dg.MetadataValue.json({**metric_data_info(), "embedding_model": profile.dedup.embedding_model}),
         **({"win_rates": dg.MetadataValue.md(_win_rate_markdown(preference_table(eval_preferences)))}
            if len(eval_preferences) else {}),
     })
