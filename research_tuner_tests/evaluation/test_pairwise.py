@@ -40,10 +40,10 @@ def server():
         yield srv
 
 
-def judge_for(server, tmp_path, monkeypatch, **judge):
+def judge_for(server, tmp_path, monkeypatch, teacher: dict | None = None, **judge):
     """The judge TeacherResource.get_judge builds, on the loopback server as an endpoint of its own."""
     monkeypatch.setenv("JUDGE_KEY", "sk-judge-secret")
-    overrides = {"teacher": {"base_url": "http://127.0.0.1:9/v1"},  # nothing listens: the judge must not use it
+    overrides = {"teacher": {"base_url": "http://127.0.0.1:9/v1", **(teacher or {})},  # nothing listens there
                  "evaluation": {"judge": {"pairwise": True, "base_url": server.base_url, "api_key_env": "JUDGE_KEY",
                                           "model": "judge-7b", "max_concurrency": 8, **judge}}}
     settings = PipelineSettings(profile="paper", overrides=overrides, work_dir=str(tmp_path / "work"))
@@ -166,3 +166,21 @@ def test_the_judge_request_count_a_cost_estimate_can_use():
     both = cfg.model_copy(update={"enabled": True})
     assert judge_request_counts(10, both) == {"pointwise": 20, "pairwise": 40}
     assert judge_request_counts(10, load_profile("demo").evaluation.judge) == {"pointwise": 0, "pairwise": 0}
+
+
+def test_the_judge_has_its_own_budget_at_its_own_prices(server, tmp_path, monkeypatch):
+    from research_tuner.lib.teacher.budget import BudgetExceeded
+
+    frame = generations([("q1", approach(7), approach(2), approach(7))])
+    # the teacher's tiny budget is not the judge's: the judge (no cap of its own) answers everything
+    judge, cfg = judge_for(server, tmp_path / "a", monkeypatch, teacher={"budget_usd": 1e-6},
+                           price_input_per_mtok=1.0)
+    assert judge.inner.budget.cap_usd is None and judge.inner.budget.price_in == 1.0 and judge.inner.budget.price_out == 1.60  # the teacher's output price
+    assert (judge_preferences(judge, frame, cfg, Usage())["outcome"] != "failed").all()
+    # at the judge's own prices a request's worst case (~500 tokens x $1000/M = $0.5) passes its $0.01 cap
+    sent = server.requests
+    pricey, cfg = judge_for(server, tmp_path / "b", monkeypatch, price_input_per_mtok=1000.0,
+                            price_output_per_mtok=1000.0, budget_usd=0.01)
+    with pytest.raises(BudgetExceeded, match=r"\$0.01 cap"):
+        judge_preferences(pricey, frame, cfg, Usage())
+    assert server.requests == sent, "nothing is sent past the judge's cap"
