@@ -123,7 +123,8 @@ def test_the_independent_judge_answers_the_judge_requests_at_its_own_prices(loop
     of the run's output, and the cost metadata counts the judge's tokens at the judge's prices."""
     code, lake, server, tmp_path, out, judge = loopback_run
     assert code == 0
-    preferences = pd.concat(read_parquet(UPath(lake) / "eval_preferences" / f"{f}.parquet") for f in ("arts", "humanities"))
+    preferences = pd.concat(read_parquet(UPath(lake) / "eval_preferences" / f"{f}.parquet")
+                            for f in ("arts", "humanities"))
     assert len(preferences) == 2 * 2 * 2 * 2, "2 fields x 2 subdomains x 2 questions x 2 opponents"
     assert (preferences["outcome"] != "failed").all() and set(preferences["judge_model"]) == {"judge-7b"}
     assert judge.answered == len(preferences) * 2 + 2 * 2 * 2 * 2, "both orders per pair + a grade per answer"

@@ -11,11 +11,11 @@ import pandas as pd
 
 from research_tuner.executors import TEACHER_RETRY, TORCH_STEP_TAGS, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
+from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.answers import answer_both
 from research_tuner.lib.evaluation.conclusion import verdict_paragraph
 from research_tuner.lib.evaluation.judge.grade import SCORE_COLUMNS, empty_judgements, judge_responses
 from research_tuner.lib.evaluation.judge.pairwise import empty_preferences, judge_preferences
-from research_tuner.lib.evaluation.metrics import JUDGE_SCORE, METRICS
 from research_tuner.lib.evaluation.report import (
     WIN_RATE_FIGURE,
     comparison_table,
@@ -81,7 +81,8 @@ def eval_generations(
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
     description="Optional LLM-as-judge (evaluation.judge.enabled): the judge (the teacher, or its own endpoint "
-    "and model from evaluation.judge) grades every answer, blind to which model wrote it, on the 7 sections and feasibility (integers 0-5) against the reference approach. "
+    "and model from evaluation.judge) grades every answer, blind to which model wrote it, on the 7 sections "
+    "and feasibility (integers 0-5) against the reference approach. "
     "Failed judgements are rows with the reason and no scores. Off: an empty table and no teacher call.",
 )
 @stop_on_interrupt
@@ -178,7 +179,7 @@ def _win_rate_markdown(table: pd.DataFrame) -> str:
     kinds={"python", "parquet"},
     partitions_def=field_partitions,
     description="Every answer of eval_generations scored against the teacher's approach with each metric of the "
-    "registry (" + ", ".join(m.title for m in METRICS) + "), and the judge's grade when it ran; the field's "
+    "registry (" + ", ".join(m.title for m in metrics.METRICS) + "), and the judge's grade when it ran; the field's "
     "pairwise win rates in the metadata. A new metric reruns this step only, not the models.",
 )
 def eval_scores(
@@ -236,7 +237,7 @@ def eval_report(
     judge_meta = {}
     if judged(eval_scores):
         judge_meta = {
-            "judge_score_delta": float(overall.loc[JUDGE_SCORE.name, "delta"]),
+            "judge_score_delta": float(overall.loc[metrics.JUDGE_SCORE.name, "delta"]),
             "judgements_failed": int((eval_scores["judge_status"] == "failed").sum()),
         }
     overall_wins = wins[wins["field"] == "all"].set_index("opponent") if len(wins) else wins
@@ -247,7 +248,7 @@ def eval_report(
         **win_meta,
         "fields": int(by_field["field"].nunique()),
         "questions": int(eval_scores["question_id"].nunique()),
-        **{f"{m.name}_improvement_pct": float(overall.loc[m.name, "improvement_pct"]) for m in METRICS},
+        **{f"{m.name}_improvement_pct": float(overall.loc[m.name, "improvement_pct"]) for m in metrics.METRICS},
         "scores_by_field": dg.MetadataValue.md(by_field.round(4).to_markdown(index=False)),
         "comparison": dg.MetadataValue.md(comparison.round(4).to_markdown(index=False)),
         **({"win_rates": dg.MetadataValue.md(_win_rate_markdown(wins))} if len(wins) else {}),

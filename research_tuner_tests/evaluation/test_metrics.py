@@ -197,7 +197,7 @@ def test_every_registry_metric_is_an_evaluate_module_that_loads_offline(monkeypa
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
     preds, refs = [p for p, _ in PAIRS[:4]], [r for _, r in PAIRS[:4]]
     for metric in metrics.METRICS:
-        module = evaluate.load(module_path(metric.module), keep_in_memory=True)
+        module = evaluate.load(module_path(metric.score), keep_in_memory=True)
         assert module.compute(predictions=preds, references=refs)["scores"] == pytest.approx(
             metric.compute(preds, refs), abs=1e-6), metric.name
     assert evaluate.load(module_path("rouge_l")).compute(predictions=preds, references=refs)["scores"] == \

@@ -72,7 +72,7 @@ def test_a_judge_that_always_prefers_the_first_answer_is_all_inconsistent_and_wi
     usage = Usage()
     table = judge_preferences(judge, frame, cfg, usage)
     assert len(table) == 24 and server.answered == 48, "12 questions x 2 opponents x 2 orders"
-    assert (table["verdict_fine_tuned_first"] == "first").all() and (table["verdict_fine_tuned_second"] == "first").all()
+    assert (table[["verdict_fine_tuned_first", "verdict_fine_tuned_second"]] == "first").all().all()
     for opponent in ("base", "reference"):
         row = overall(table, opponent)
         assert row["inconsistency_rate"] == 1.0 and row["ties"] == 12 and row["wins"] == row["losses"] == 0
@@ -175,7 +175,8 @@ def test_the_judge_has_its_own_budget_at_its_own_prices(server, tmp_path, monkey
     # the teacher's tiny budget is not the judge's: the judge (no cap of its own) answers everything
     judge, cfg = judge_for(server, tmp_path / "a", monkeypatch, teacher={"budget_usd": 1e-6},
                            price_input_per_mtok=1.0)
-    assert judge.inner.budget.cap_usd is None and judge.inner.budget.price_in == 1.0 and judge.inner.budget.price_out == 1.60  # the teacher's output price
+    budget = judge.inner.budget
+    assert budget.cap_usd is None and (budget.price_in, budget.price_out) == (1.0, 1.60)  # unset: the teacher's
     assert (judge_preferences(judge, frame, cfg, Usage())["outcome"] != "failed").all()
     # at the judge's own prices a request's worst case (~500 tokens x $1000/M = $0.5) passes its $0.01 cap
     sent = server.requests

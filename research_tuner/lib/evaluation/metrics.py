@@ -4,13 +4,14 @@ summary and comparison tables, the figures, the `research-tuner table` command a
 A metric scores answers against the teacher's reference approach, a batch at a time, through a Hugging Face
 `evaluate` module in metric_modules/ (`evaluate.load` of a local file works offline), so the same scores are
 at hand from `evaluate` too: `evaluate.load(module_path("rouge_l")).compute(predictions=..., references=...)`.
-Adding one is a module there and an entry in `METRICS`: `eval_scores` then computes it, and only `eval_scores`
-and what follows it turn stale; the answers in `eval_generations` are not generated again.
+Adding one is a module there (or a plain scoring function) and an entry in `METRICS`: `eval_scores` then
+computes it, and only `eval_scores` and what follows it turn stale; the answers in `eval_generations` are not
+generated again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,28 +27,38 @@ def load_module(name: str):
     return evaluate.load(module_path(name), keep_in_memory=True)
 
 
+#: (answers, references) -> one score per answer: a metric that is a plain function rather than a module.
+Scorer = Callable[..., list[float]]
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str  # its column in eval_scores and its row in the comparison table
     title: str  # how tables and figures label it
     description: str
-    module: str | None  # its evaluate module in metric_modules/; None: not computed from the texts (the judge's grade)
+    # its evaluate module in metric_modules/ (the file's name), or a plain Scorer; None: not computed from the
+    # texts (the judge's grade)
+    score: str | Scorer | None
     figure: str | None = None  # eval_report's PNG of it, per field (the paper's Figures 1 and 2)
     version: int = 1  # bump when the computation changes what it gives: eval_scores turns stale
-    options: tuple[str, ...] = ()  # settings compute() hands to the module (e.g. embedding_model)
+    options: tuple[str, ...] = ()  # settings compute() hands on as keywords (e.g. embedding_model)
 
     def compute(self, answers: Sequence[str], references: Sequence[str], **options: object) -> list[float]:
         """One score per answer; a ValueError when the two lists differ in length or the metric is the judge's.
         `options` may hold any setting; the metric takes those it names."""
-        if self.module is None:
+        if self.score is None:
             raise ValueError(f"{self.name} is not computed from the texts")
         if len(answers) != len(references):
             raise ValueError(f"{self.name}: {len(answers)} answers but {len(references)} references")
         if not answers:
             return []
         chosen = {k: options[k] for k in self.options if k in options}
-        result = load_module(self.module).compute(predictions=list(answers), references=list(references), **chosen)
-        scores = [float(v) for v in result["scores"]]
+        if isinstance(self.score, str):
+            result = load_module(self.score).compute(predictions=list(answers), references=list(references),
+                                                     **chosen)["scores"]
+        else:
+            result = self.score(list(answers), list(references), **chosen)
+        scores = [float(v) for v in result]
         if len(scores) != len(answers):
             raise ValueError(f"{self.name} gave {len(scores)} scores for {len(answers)} answers")
         return scores
