@@ -243,7 +243,7 @@ def eval_report(
     overall_wins = wins[wins["field"] == "all"].set_index("opponent") if len(wins) else wins
     win_meta = {f"win_rate_vs_{o}": float(overall_wins.loc[o, "win_rate"]) for o in overall_wins.index}
     context.add_output_metadata({
-        "verdict": dg.MetadataValue.md(verdict),
+        "verdict": dg.MetadataValue.text(verdict),
         **judge_meta,
         **win_meta,
         "fields": int(by_field["field"].nunique()),
