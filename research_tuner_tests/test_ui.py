@@ -179,7 +179,8 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         image = wait_for(browser, lambda: dialog.find_element(By.CSS_SELECTOR, "img[src^='data:image/png']"),
                          "the plot image")
         wait_for(browser, lambda: image.get_property("naturalWidth") > 300, "the plot to decode")
-        assert figure in dialog.text
+        # Selenium reads only visible text: wait out the dialog's fade-in before reading its title
+        wait_for(browser, lambda: figure in dialog.text, f"the dialog's title {figure}")
         time.sleep(1)  # let the dialog's fade-in finish before the screenshot
         shot(browser, f"{3 + index}_eval_report_{figure}")
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
