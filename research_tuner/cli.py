@@ -35,6 +35,14 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
             api_key_for(profile.teacher)
         except SettingsError as exc:
             problems.append(str(exc))
+    judge = profile.evaluation.judge.teacher_settings(profile.teacher)
+    same_key = profile.teacher.backend == "openai" and (judge.api_key_env, judge.base_url) == (
+        profile.teacher.api_key_env, profile.teacher.base_url)
+    if profile.evaluation.judge.any_enabled and judge.backend == "openai" and not same_key:
+        try:
+            api_key_for(judge, role="evaluation.judge")
+        except SettingsError as exc:
+            problems.append(str(exc))
     if will_train:
         base = profile.training.base_model
         if base.startswith("meta-llama/") and not os.environ.get(profile.training.hf_token_env):
@@ -164,10 +172,25 @@ def print_table(lake: str) -> None:
     overall = comparison[comparison["field"] == "all"]
     print("\nOver all fields: fine_tuned vs base (paired delta, 95% bootstrap CI, relative change):")
     for row in overall.itertuples():
-        print(f"  {row.metric:<17} base {row.base:.4f}  fine_tuned {row.fine_tuned:.4f}  "
+        print(f"  {row.metric:<21} base {row.base:.4f}  fine_tuned {row.fine_tuned:.4f}  "
               f"delta {row.delta:+.4f} [{row.delta_ci_low:+.4f}, {row.delta_ci_high:+.4f}]  "
               f"{row.improvement_pct:+.1f}%")
+    _print_preferences(lake)
     print(f"\nData lake: {lake_path(lake)}  (figures in {lake_path(lake, 'eval_report')})")
+
+
+def _print_preferences(lake: str) -> None:
+    """The pairwise win rates over all fields and the verdict paragraph, where the report has them."""
+    folder = lake_path(lake, "eval_report")
+    if (folder / "win_rates.parquet").exists():
+        wins = read_parquet(folder / "win_rates.parquet")
+        for row in wins[wins["field"] == "all"].itertuples():
+            print(f"  win rate vs {row.opponent:<9} {row.win_rate:.4f} [{row.win_rate_ci_low:.3f}, "
+                  f"{row.win_rate_ci_high:.3f}]  (W/T/L {row.wins}/{row.ties}/{row.losses}, ties as half; "
+                  f"at equal length {row.lc_win_rate:.3f}; order flipped the verdict in "
+                  f"{100 * row.inconsistency_rate:.0f}%)")
+    if (folder / "verdict.md").exists():
+        print("\nVerdict: " + (folder / "verdict.md").read_text().strip())
 
 
 def answer(args) -> int:

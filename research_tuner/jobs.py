@@ -13,8 +13,9 @@ training_job = dg.define_asset_job(
 )
 evaluation_job = dg.define_asset_job(
     "evaluation_job",
-    selection=dg.AssetSelection.assets("eval_generations", "eval_judgements", "eval_scores"),
-    description="Base vs fine-tuned answers, the optional judge's grades, and their scores, for one field.",
+    selection=dg.AssetSelection.assets("eval_generations", "eval_judgements", "eval_preferences", "eval_scores"),
+    description="Base vs fine-tuned answers, the optional judge's grades and pairwise verdicts, and their scores, "
+    "for one field.",
 )
 report_job = dg.define_asset_job(
     "report_job", selection=dg.AssetSelection.assets("eval_report"), description="Tables and figures over all fields."

@@ -27,13 +27,14 @@ def counts_by(frame: pd.DataFrame, column: str) -> dg.MetadataValue:
     return dg.MetadataValue.json({str(k): int(v) for k, v in frame[column].value_counts().sort_index().items()})
 
 
-def usage_metadata(usage: Usage, teacher: TeacherSettings) -> dict[str, Any]:
+def usage_metadata(usage: Usage, teacher: TeacherSettings, prefix: str = "teacher") -> dict[str, Any]:
+    """Requests, tokens and dollars at `teacher`'s prices (a judge's own settings for a judge, under 'judge/')."""
     data = usage.as_metadata(teacher.price_input_per_mtok, teacher.price_output_per_mtok, teacher.batch_price_factor)
-    meta: dict[str, Any] = {f"teacher/{k}": v for k, v in data.items()}
-    meta["teacher/cost_usd"] = dg.MetadataValue.float(float(data["cost_usd"]))
-    meta["teacher/model"] = teacher.model
+    meta: dict[str, Any] = {f"{prefix}/{k}": v for k, v in data.items()}
+    meta[f"{prefix}/cost_usd"] = dg.MetadataValue.float(float(data["cost_usd"]))
+    meta[f"{prefix}/model"] = teacher.model
     if usage.failure_reasons:
-        meta["teacher/failure_reasons"] = dg.MetadataValue.json(usage.failure_reasons)
+        meta[f"{prefix}/failure_reasons"] = dg.MetadataValue.json(usage.failure_reasons)
     return meta
 
 

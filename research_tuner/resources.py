@@ -58,14 +58,13 @@ class TeacherResource(dg.ConfigurableResource):
         return self._teacher
 
     def get_judge(self, settings: PipelineSettings) -> CachedTeacher:
-        """The LLM-as-judge: the teacher's backend and cache, with evaluation.judge.model when set."""
-        profile = settings.resolve()
-        model = profile.evaluation.judge.model or profile.teacher.model
-        if model == profile.teacher.model:
-            return self.get(settings)
+        """The LLM judge: its own client through the backend registry, from evaluation.judge's endpoint fields
+        (each unset one is the teacher's), with its own budget at its own prices, behind the same cache (a
+        cache key holds the endpoint and model, so a judge's answers never pass for the teacher's)."""
         if self._judge is None:
+            profile = settings.resolve()
             path = self.cache_path or str(settings.work_path() / "teacher_cache.sqlite")
-            self._judge = build_teacher(profile.teacher.model_copy(update={"model": model}), path)
+            self._judge = build_teacher(profile.evaluation.judge.teacher_settings(profile.teacher), path)
         return self._judge
 
     def teardown_after_execution(self, context) -> None:

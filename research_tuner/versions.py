@@ -31,6 +31,7 @@ import dagster as dg
 
 from research_tuner.lib.approaches import prompts as approach_prompts
 from research_tuner.lib.evaluation import metrics
+from research_tuner.lib.evaluation.judge import pairwise_prompts, verdict
 from research_tuner.lib.evaluation.judge import prompts as judge_prompts
 from research_tuner.lib.evaluation.judge import schema as judge_schema
 from research_tuner.lib.questions import prompts as question_prompts
@@ -50,8 +51,9 @@ LOGIC_VERSIONS: dict[str, int] = {
     "lora_adapter": 1,
     "eval_generations": 2,  # 2: answers only; the scores moved to eval_scores
     "eval_judgements": 1,
+    "eval_preferences": 1,
     "eval_scores": 2,  # 2: one row per answer with every metric of the registry
-    "eval_report": 2,  # 2: reads eval_scores only
+    "eval_report": 3,  # 3: reads eval_preferences too (win rates, verdict)
 }
 
 _STUDENT = ((chat, ("STUDENT_SYSTEM_PROMPT", "CHAT_TEMPLATE_KWARGS")),)
@@ -70,6 +72,10 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
     "eval_judgements": ((judge_prompts, ("JUDGE_SYSTEM", "RUBRIC", "CRITERIA", "RETRY_REMINDER", "RESPONSE_OPEN",
                                          "RESPONSE_CLOSE")),
                         (judge_schema, ("JUDGEMENT_SCHEMA",))),
+    "eval_preferences": ((pairwise_prompts, ("VERDICTS", "PAIRWISE_SYSTEM", "PAIRWISE_INSTRUCTIONS", "FIRST_OPEN",
+                                             "FIRST_CLOSE", "SECOND_OPEN", "SECOND_CLOSE",
+                                             "PAIRWISE_RETRY_REMINDER")),
+                         (verdict, ("VERDICT_SCHEMA",))),
 }
 
 #: Teacher fields that steer throughput, cost accounting or where the server is, not what it writes.
@@ -81,12 +87,18 @@ _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_ques
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Training fields that change logging, checkpoint cadence, credentials or how many GPUs share the work (the
 #: effective batch stays the same), not the adapter.
+#: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.
+_JUDGE_OPERATIONAL = {"base_url", "api_key_env", "price_input_per_mtok", "price_output_per_mtok", "budget_usd",
+                      "max_concurrency", "requests_per_minute", "tokens_per_minute", "mode"}
+_POINTWISE_ONLY = {"enabled", "max_tokens"}
+_PAIRWISE_ONLY = {"pairwise", "pairwise_max_tokens"}
 _TRAINING_OPERATIONAL = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "eval_on_start",
                          "processes"}
 
 
 def _section(name: str, *, without: Iterable[str] = (), only: Iterable[str] | None = None) -> tuple:
-    """A profile section, minus `without`, or just the fields in `only`."""
+    """A profile section (or a dotted sub-section: 'evaluation.judge'), minus `without`, or just the fields in
+    `only`."""
     return name, frozenset(without), frozenset(only) if only is not None else None
 
 
@@ -103,8 +115,13 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
     # the base model comes from the adapter's manifest; only the inference precision is read from training
     "eval_generations": (_section("evaluation", without={"judge"}), _section("training", only={"precision"})),
-    # the judge's model defaults to the teacher's
-    "eval_judgements": (_section("evaluation", only={"judge"}), _section("teacher", only={"model"})),
+    # the judge's model (and backend) default to the teacher's
+    "eval_judgements": (_section("evaluation.judge", without=_JUDGE_OPERATIONAL | _PAIRWISE_ONLY),
+                        _section("teacher", only={"model", "backend"})),
+    "eval_preferences": (_section("evaluation.judge", without=_JUDGE_OPERATIONAL | _POINTWISE_ONLY),
+                         _section("teacher", only={"model", "backend"})),
+    # the embedding similarity reads the dedup section's embedding model
+    "eval_scores": (_section("dedup", only={"embedding_model"}),),
 }
 
 #: Package data files each asset reads.
@@ -124,8 +141,15 @@ def _prompt_values(sources: Iterable[tuple[ModuleType, tuple[str, ...]]]) -> dic
 
 def _settings_values(profile: Profile, sections: Iterable[tuple]) -> dict[str, Any]:
     dumped = profile.model_dump(mode="json")
+
+    def at(path: str) -> dict[str, Any]:
+        node = dumped
+        for part in path.split("."):
+            node = node[part]
+        return node
+
     return {
-        name: {k: v for k, v in dumped[name].items() if k not in without and (only is None or k in only)}
+        name: {k: v for k, v in at(name).items() if k not in without and (only is None or k in only)}
         for name, without, only in sections
     }
 

@@ -21,6 +21,8 @@ from research_tuner_tests.support.openai_server import FakeOpenAIServer
 from research_tuner_tests.support.secrets_scan import files_containing, sqlite_row_count
 
 SECRET = "sk-test-this-must-never-be-written-0123456789"
+JUDGE_SECRET = "sk-judge-this-must-never-be-written-9876543210"
+JUDGE_PRICES = (3.0, 12.0)  # the judge's own USD per million prompt / completion tokens
 
 REQUIRED_COLUMNS = {
     "subdomains": {"field", "subdomain"},
@@ -29,7 +31,10 @@ REQUIRED_COLUMNS = {
     "approaches": {"question_id", "field", "subdomain", "question", "approach", "teacher_model"},
     "dataset_split": {"question_id", "field", "subdomain", "question", "approach", "split"},
     "eval_generations": {"question_id", "field", "subdomain", "question", "reference", "model", "response"},
-    "eval_scores": {"question_id", "field", "model", "rouge_l", "meteor", "section_coverage", "judge_score"},
+    "eval_scores": {"question_id", "field", "model", "rouge_l", "meteor", "section_coverage", "embedding_similarity",
+                    "judge_score"},
+    "eval_preferences": {"question_id", "field", "opponent", "outcome", "inconsistent", "verdict_fine_tuned_first",
+                         "verdict_fine_tuned_second", "words_fine_tuned", "words_opponent"},
 }
 
 
@@ -45,11 +50,14 @@ def test_subdomains_called_directly():
 
 @pytest.fixture(scope="module")
 def loopback_run(tmp_path_factory, tiny_model_dir):
-    """One run of the whole graph, shared by the tests that read what it wrote."""
+    """One run of the whole graph, shared by the tests that read what it wrote; the judge (pointwise and pairwise)
+    is an independent endpoint: another loopback server, model, key variable and prices than the teacher's."""
     tmp_path = tmp_path_factory.mktemp("graph")
     lake = tmp_path / "lake"
-    with FakeOpenAIServer() as server, pytest.MonkeyPatch.context() as mp:
+    with FakeOpenAIServer() as server, FakeOpenAIServer() as judge, pytest.MonkeyPatch.context() as mp:
         mp.setenv("OPENAI_API_KEY", SECRET)
+        mp.setenv("JUDGE_API_KEY", JUDGE_SECRET)
+        judge.expected_key = JUDGE_SECRET
         mp.setenv("RESEARCH_TUNER_WORK", str(tmp_path / "work"))
         home = tmp_path / "dagster_home"  # a real instance (SQLite), so the secret test can search it too
         home.mkdir()
@@ -67,15 +75,20 @@ def loopback_run(tmp_path_factory, tiny_model_dir):
             "--set", "training.gradient_checkpointing=false",
             "--set", "evaluation.max_new_tokens=12",
             "--set", "evaluation.judge.enabled=true",
+            "--set", f"evaluation.judge.base_url={judge.base_url}",
+            "--set", "evaluation.judge.model=judge-7b",
+            "--set", "evaluation.judge.api_key_env=JUDGE_API_KEY",
+            "--set", f"evaluation.judge.price_input_per_mtok={JUDGE_PRICES[0]}",
+            "--set", f"evaluation.judge.price_output_per_mtok={JUDGE_PRICES[1]}",
         ]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             code = cli.main(args)
-        yield code, lake, server, tmp_path, out.getvalue()
+        yield code, lake, server, tmp_path, out.getvalue(), judge
 
 
 def test_whole_graph_writes_every_asset(loopback_run):
-    code, lake, server, _, out = loopback_run
+    code, lake, server, _, out, judge = loopback_run
     assert code == 0
     for asset, columns in REQUIRED_COLUMNS.items():
         for field in ("arts", "humanities"):
@@ -104,9 +117,38 @@ def test_whole_graph_writes_every_asset(loopback_run):
     assert "judge_score" in scores.columns and "judge_score" in out
 
 
+def test_the_independent_judge_answers_the_judge_requests_at_its_own_prices(loopback_run):
+    """The paper profile's evaluation with both judges on: every judge request goes to the judge's server and
+    model (none to the teacher's), the win rates, their figure and the verdict are in the report and at the end
+    of the run's output, and the cost metadata counts the judge's tokens at the judge's prices."""
+    code, lake, server, tmp_path, out, judge = loopback_run
+    assert code == 0
+    preferences = pd.concat(read_parquet(UPath(lake) / "eval_preferences" / f"{f}.parquet")
+                            for f in ("arts", "humanities"))
+    assert len(preferences) == 2 * 2 * 2 * 2, "2 fields x 2 subdomains x 2 questions x 2 opponents"
+    assert (preferences["outcome"] != "failed").all() and set(preferences["judge_model"]) == {"judge-7b"}
+    assert judge.answered == len(preferences) * 2 + 2 * 2 * 2 * 2, "both orders per pair + a grade per answer"
+    assert {b["model"] for b in judge.bodies} == {"judge-7b"}
+    assert not any("<first_approach>" in json.dumps(b) or "Grade the RESPONSE" in json.dumps(b) for b in server.bodies)
+    report = Path(lake) / "eval_report"
+    wins = read_parquet(UPath(report) / "win_rates.parquet")
+    assert set(wins["field"]) == {"arts", "humanities", "all"} and set(wins["opponent"]) == {"base", "reference"}
+    assert (report / "figure4_win_rate.png").stat().st_size > 1000
+    verdict = (report / "verdict.md").read_text()
+    assert "The judge (judge-7b) preferred the fine-tuned answer" in verdict and "self-preference" not in verdict
+    assert "win rate vs base" in out and "Verdict: " + verdict.strip() in out
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "dagster_home"))) as instance:
+        record = instance.get_latest_materialization_event(dg.AssetKey("eval_preferences"))
+        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert meta["judge/model"] == "judge-7b" and meta["judge/requests_sent"] == 16
+    expected = (meta["judge/prompt_tokens"] * JUDGE_PRICES[0] + meta["judge/completion_tokens"] * JUDGE_PRICES[1]) / 1e6
+    assert meta["judge/prompt_tokens"] > 0 and meta["judge/cost_usd"] == pytest.approx(expected, rel=1e-4)
+
+
 def test_the_api_key_is_written_nowhere(loopback_run):
     """Not in Parquet, metadata, logs, run config, or the instance's SQLite run and event-log storage."""
-    code, _, server, tmp_path, out = loopback_run
+    code, _, server, tmp_path, out, judge = loopback_run
     assert code == 0 and server.answered > 0
     home = tmp_path / "dagster_home"
     assert sqlite_row_count(home, "runs") == 6  # data + evaluation for 2 fields, training, report
@@ -120,5 +162,6 @@ def test_the_api_key_is_written_nowhere(loopback_run):
                 mat = record.asset_materialization
                 if mat is not None:
                     assert SECRET not in json.dumps({k: str(v.value) for k, v in mat.metadata.items()})
-    assert SECRET not in out
+    assert SECRET not in out and JUDGE_SECRET not in out
     assert files_containing(tmp_path, SECRET) == []
+    assert files_containing(tmp_path, JUDGE_SECRET) == [] and judge.answered > 0

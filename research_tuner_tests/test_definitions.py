@@ -6,7 +6,7 @@ from research_tuner.definitions import defs
 from research_tuner.partitions import FIELDS
 
 PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split",
-               "eval_generations", "eval_judgements", "eval_scores"]
+               "eval_generations", "eval_judgements", "eval_preferences", "eval_scores"]
 
 
 def test_assets_and_lineage():
@@ -22,8 +22,10 @@ def test_assets_and_lineage():
     assert parents["lora_adapter"] == {"dataset_split"}
     assert parents["eval_generations"] == {"dataset_split", "lora_adapter"}
     assert parents["eval_judgements"] == {"eval_generations"}
-    assert parents["eval_scores"] == {"eval_generations", "eval_judgements"}
-    assert parents["eval_report"] == {"eval_scores"}  # scoring is its own step: the report reads only the scores
+    assert parents["eval_preferences"] == {"eval_generations"}
+    assert parents["eval_scores"] == {"eval_generations", "eval_judgements", "eval_preferences"}
+    # scoring is its own step: the report reads the scores and the pairwise verdicts, never the answers
+    assert parents["eval_report"] == {"eval_scores", "eval_preferences"}
 
 
 def test_field_partitions():

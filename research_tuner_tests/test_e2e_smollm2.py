@@ -45,4 +45,8 @@ def test_demo_profile_end_to_end(tmp_path, monkeypatch):
     assert sorted(zip(scores["field"], scores["model"])) == sorted(
         (f, m) for f in FIELDS for m in ("base", "fine_tuned"))
     assert scores["rouge_l"].between(0, 1).all() and (scores["rouge_l"] > 0).all()
+    assert scores["embedding_similarity"].between(-1, 1).all()
     assert "Evaluation per field" in out.getvalue()
+    # the demo keeps the judge off (a 135M model cannot judge): no verdict request, and the verdict says so
+    assert all(read_parquet(UPath(lake) / "eval_preferences" / f"{f}.parquet").empty for f in FIELDS)
+    assert "Verdict: " in out.getvalue() and "No pairwise judge ran" in out.getvalue()

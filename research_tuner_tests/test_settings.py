@@ -49,6 +49,8 @@ def test_overrides_and_config_file_merge_in_order(tmp_path):
         ("training.lora_rank=8", "training.lora_rank: Extra inputs are not permitted"),
         ("training.lora_dropout=1.5", "training.lora_dropout"),
         ("teacher.backend=anthropic", "teacher.backend"),
+        ("evaluation.judge.backend=anthropic", "evaluation.judge.backend: .*unknown judge backend"),
+        ("evaluation.judge.price_input_per_mtok=-1", "evaluation.judge.price_input_per_mtok"),
     ],
 )
 def test_bad_settings_name_the_key(assignment, message):
@@ -70,3 +72,35 @@ def test_paper_profile_preflight_says_what_is_missing(monkeypatch):
     assert "OPENAI_API_KEY is not set" in problems
     assert "HF_TOKEN" in problems
     assert preflight(load_profile("demo")) == []
+
+
+def test_the_judge_is_the_teacher_unless_its_own_endpoint_is_set():
+    p = load_profile("paper")
+    assert p.evaluation.judge.pairwise and not p.evaluation.judge.enabled
+    same = p.evaluation.judge.teacher_settings(p.teacher)
+    assert (same.model, same.base_url, same.api_key_env, same.price_input_per_mtok) == (
+        "gpt-4.1-mini", None, "OPENAI_API_KEY", 0.40)
+    assert not p.evaluation.judge.is_independent(p.teacher)
+    own = load_profile("paper", overrides=parse_assignments([
+        "evaluation.judge.base_url=http://127.0.0.1:8001/v1", "evaluation.judge.model=qwen2.5:72b",
+        "evaluation.judge.api_key_env=JUDGE_KEY", "evaluation.judge.price_input_per_mtok=2.0",
+        "evaluation.judge.budget_usd=3", "teacher.budget_usd=50"]))
+    judge = own.evaluation.judge.teacher_settings(own.teacher)
+    assert (judge.base_url, judge.model, judge.api_key_env) == ("http://127.0.0.1:8001/v1", "qwen2.5:72b", "JUDGE_KEY")
+    assert (judge.price_input_per_mtok, judge.price_output_per_mtok) == (2.0, 1.60)  # the unset one is the teacher's
+    assert judge.budget_usd == 3 and own.teacher.budget_usd == 50  # its own budget, never the teacher's
+    assert own.evaluation.judge.is_independent(own.teacher)
+    with pytest.raises(SettingsError, match="evaluation.judge.model: an embedded: model"):
+        load_profile("paper", overrides=parse_assignments(["evaluation.judge.model=embedded:SmolLM2-135M-Instruct"]))
+
+
+def test_preflight_names_a_missing_judge_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-teacher")
+    monkeypatch.delenv("JUDGE_KEY", raising=False)
+    own = load_profile("paper", overrides=parse_assignments(["evaluation.judge.api_key_env=JUDGE_KEY"]))
+    problems = "\n".join(preflight(own, will_train=False))
+    assert "the evaluation.judge is 'gpt-4.1-mini' on OpenAI, but the environment variable JUDGE_KEY is not set" \
+        in problems
+    off = load_profile("paper", overrides=parse_assignments(["evaluation.judge.api_key_env=JUDGE_KEY",
+                                                             "evaluation.judge.pairwise=false"]))
+    assert preflight(off, will_train=False) == []  # a judge that is off needs no key

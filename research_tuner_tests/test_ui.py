@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 SECRET = "sk-ui-test-this-must-never-be-written-9876543210"
 ARTIFACTS = REPO / "test-artifacts" / "ui"
 ASSETS = ["subdomains", "raw_questions", "deduped_questions", "approaches", "dataset_split", "lora_adapter",
-          "eval_generations", "eval_scores", "eval_report"]
+          "eval_generations", "eval_preferences", "eval_scores", "eval_report"]
 FIELDS = ["arts", "engineering", "formal_sciences", "humanities", "life_sciences", "natural_sciences",
           "professional", "social_sciences"]
 
@@ -168,7 +168,9 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
     body = browser.find_element(By.TAG_NAME, "body")
     wait_for(browser, lambda: "scores_by_field" in body.text, "the report's metadata")
     assert "fine_tuned" in body.text and "arts" in body.text  # the per-field score table
-    for index, figure in enumerate(("figure1_rouge_l", "figure2_meteor")):
+    # the paper profile's pairwise judge (here the loopback teacher): the verdict and the win-rate figure
+    assert "win_rate_vs_base" in body.text and "preferred the fine-tuned answer" in body.text
+    for index, figure in enumerate(("figure1_rouge_l", "figure2_meteor", "figure4_win_rate")):
         link = browser.find_element(
             By.XPATH, f"//tr[.//*[contains(text(),'{figure}')]]//a[normalize-space()='[Show Markdown]']")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
@@ -177,7 +179,8 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         image = wait_for(browser, lambda: dialog.find_element(By.CSS_SELECTOR, "img[src^='data:image/png']"),
                          "the plot image")
         wait_for(browser, lambda: image.get_property("naturalWidth") > 300, "the plot to decode")
-        assert figure in dialog.text
+        # Selenium reads only visible text: wait out the dialog's fade-in before reading its title
+        wait_for(browser, lambda: figure in dialog.text, f"the dialog's title {figure}")
         time.sleep(1)  # let the dialog's fade-in finish before the screenshot
         shot(browser, f"{3 + index}_eval_report_{figure}")
         dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()

@@ -11,6 +11,7 @@ from research_tuner import versions
 from research_tuner.definitions import defs
 from research_tuner.lib.approaches import prompts as approach_prompts
 from research_tuner.lib.evaluation import metrics
+from research_tuner.lib.evaluation.judge import pairwise_prompts
 from research_tuner.lib.evaluation.judge import prompts as judge_prompts
 from research_tuner.lib.questions import prompts as question_prompts
 from research_tuner.lib.shared import chat
@@ -45,17 +46,20 @@ def test_a_prompt_change_touches_only_the_assets_that_send_it(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(judge_prompts, "RUBRIC", judge_prompts.RUBRIC + " Be harsh.")
     assert changed(before, versions.code_versions(profile)) == {"eval_judgements"}
+    monkeypatch.undo()
+    monkeypatch.setattr(pairwise_prompts, "PAIRWISE_INSTRUCTIONS", pairwise_prompts.PAIRWISE_INSTRUCTIONS + " Be fair.")
+    assert changed(before, versions.code_versions(profile)) == {"eval_preferences"}
 
 
 def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
     """Scoring is its own step: a metric added to the registry reruns eval_scores, never the models."""
     profile = load_profile("paper")
     before = dict(versions.code_versions(profile))
-    bleu = metrics.Metric("bleu", "BLEU", "n-gram precision", lambda answers, references: [0.0] * len(answers))
+    bleu = metrics.Metric("bleu", "BLEU", "n-gram precision", "bleu")
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, bleu))
     assert changed(before, versions.code_versions(profile)) == {"eval_scores"}
     monkeypatch.setattr(metrics, "METRICS", (metrics.ROUGE_L, dataclasses.replace(metrics.METEOR, version=2),
-                                             metrics.SECTION_COVERAGE))
+                                             *metrics.METRICS[2:]))
     assert changed(before, versions.code_versions(profile)) == {"eval_scores"}
 
 
@@ -64,7 +68,7 @@ def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
     [
         ({"training": {"lora_r": 8}}, {"lora_adapter"}),
         ({"training": {"precision": "bf16-mixed"}}, {"lora_adapter", "eval_generations"}),
-        ({"teacher": {"model": "gpt-4.1"}}, {"raw_questions", "approaches", "eval_judgements"}),
+        ({"teacher": {"model": "gpt-4.1"}}, {"raw_questions", "approaches", "eval_judgements", "eval_preferences"}),
         ({"teacher": {"generation_round": 7}}, {"raw_questions", "approaches"}),
         ({"teacher": {"max_tokens_approach": 900}}, {"approaches"}),
         ({"teacher": {"questions_per_request": 10}}, {"raw_questions"}),
@@ -74,6 +78,12 @@ def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
         ({"dedup": {"lexical_threshold": 0.8}}, {"question_clusters", "dataset_split"}),
         ({"evaluation": {"max_new_tokens": 100}}, {"eval_generations"}),
         ({"evaluation": {"judge": {"enabled": True}}}, {"eval_judgements"}),
+        ({"evaluation": {"judge": {"pairwise": False}}}, {"eval_preferences"}),
+        ({"evaluation": {"judge": {"model": "qwen2.5:7b"}}}, {"eval_judgements", "eval_preferences"}),
+        # the judge's server, key, prices and budget say where and at what cost, not what it says
+        ({"evaluation": {"judge": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "JUDGE_KEY",
+                                   "price_input_per_mtok": 2.0, "budget_usd": 1.0}}}, set()),
+        ({"dedup": {"embedding_model": "/models/mpnet"}}, {"question_clusters", "dataset_split", "eval_scores"}),
         # how fast or where the work runs never makes data stale
         ({"teacher": {"max_concurrency": 2, "base_url": "http://127.0.0.1:9/v1", "max_retries": 9}}, set()),
         ({"teacher": {"requests_per_minute": 500, "budget_usd": 3.0, "mode": "batch"}}, set()),
@@ -91,7 +101,8 @@ def test_every_prompt_and_profile_section_shapes_some_asset():
     """A new prompt constant or profile section must be mapped in versions.py, or edits to it go unnoticed."""
     mapped = {(module.__name__, name) for sources in versions.PROMPTS.values() for module, names in sources
               for name in names}
-    constants = {(module.__name__, n) for module in (question_prompts, approach_prompts, judge_prompts, chat)
+    constants = {(module.__name__, n) for module in (question_prompts, approach_prompts, judge_prompts,
+                                                     pairwise_prompts, chat)
                  for n in dir(module) if n.isupper() and not n.startswith("_")
                  and isinstance(getattr(module, n), (str, dict, tuple))} - {(m.__name__, "SECTIONS") for m in (
                      approach_prompts, judge_prompts, chat)}  # the sections are hashed apart

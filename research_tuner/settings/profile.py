@@ -34,6 +34,10 @@ class Profile(Strict):
     def _check(self) -> Profile:
         if self.teacher.backend == "openai" and self.teacher.model.startswith("embedded:"):
             raise ValueError("teacher.model: an embedded: model runs only with teacher.backend 'local'")
+        judge = self.evaluation.judge.teacher_settings(self.teacher)
+        if judge.backend == "openai" and judge.model.startswith("embedded:"):
+            raise ValueError("evaluation.judge.model: an embedded: model runs only with the 'local' backend; set "
+                             "evaluation.judge.model (and base_url) to the judge's server and model")
         return self
 
 

@@ -161,16 +161,19 @@ FIELD_ROWS = [("q1", "base", NONE), ("q1", "fine_tuned", FULL), ("q2", "base", T
 
 
 def materialize_evaluation(server, tmp_path, judge_enabled: bool):
-    """eval_judgements and eval_scores for 'arts', then eval_report, over eval_generations already in the lake."""
+    """eval_judgements (eval_preferences off) and eval_scores for 'arts', then eval_report, over eval_generations
+    already in the lake."""
     lake = tmp_path / "lake"
     write_parquet_atomic(generations(FIELD_ROWS), UPath(lake) / "eval_generations" / "arts.parquet")
     resources = {
         "settings": PipelineSettings(profile="paper", work_dir=str(tmp_path / "work"), overrides={
-            "teacher": {"base_url": server.base_url}, "evaluation": {"judge": {"enabled": judge_enabled}}}),
+            "teacher": {"base_url": server.base_url},
+            "evaluation": {"judge": {"enabled": judge_enabled, "pairwise": False}}}),
         "teacher": TeacherResource(),
         "io_manager": ParquetLakeIOManager(root=str(lake)),
     }
-    field = dg.materialize(ALL_ASSETS, selection=["eval_judgements", "eval_scores"], partition_key="arts",
+    field = dg.materialize(ALL_ASSETS, selection=["eval_judgements", "eval_preferences", "eval_scores"],
+                           partition_key="arts",
                            resources=resources)
     report = dg.materialize(ALL_ASSETS, selection=["eval_report"], resources=resources)
     assert field.success and report.success
@@ -193,7 +196,7 @@ def test_assets_with_the_judge_on(server, tmp_path, monkeypatch):
     assert judged["delta_ci_low"] <= judged["delta"] <= judged["delta_ci_high"]
     assert (lake / "eval_report" / "figure3_judge_score.png").stat().st_size > 1000
     meta = result.asset_materializations_for_node("eval_judgements")[0].metadata
-    assert meta["enabled"].value is True and meta["teacher/requests_sent"].value == 4
+    assert meta["enabled"].value is True and meta["judge/requests_sent"].value == 4
 
     materialize_evaluation(server, tmp_path, judge_enabled=True)
     assert server.requests == 4, "rematerializing sends nothing already answered"

@@ -123,7 +123,7 @@ def test_registry_scorers_edges():
             metric.compute(["a"], [])
     with pytest.raises(ValueError, match="not computed from the texts"):
         metrics.JUDGE_SCORE.compute(["a"], ["b"])
-    assert metrics.metric_names() == ["rouge_l", "meteor", "section_coverage"]
+    assert metrics.metric_names() == ["rouge_l", "meteor", "section_coverage", "embedding_similarity"]
     assert metrics.metric("judge_score") is metrics.JUDGE_SCORE
     with pytest.raises(KeyError, match="known: rouge_l"):
         metrics.metric("bleu")
@@ -185,3 +185,36 @@ def test_missing_wordnet_gives_install_advice(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"scripts/install_wordnet\.py"):
         text_overlap.meteor("the cat", "the cat")
     assert text_overlap.metric_data_info()["wordnet"].startswith("not installed")
+
+
+def test_every_registry_metric_is_an_evaluate_module_that_loads_offline(monkeypatch, tmp_path):
+    """`evaluate.load` of the module file, with the hub unreachable, gives the registry's scores."""
+    import evaluate
+
+    from research_tuner.lib.evaluation.metric_modules import module_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    preds, refs = [p for p, _ in PAIRS[:4]], [r for _, r in PAIRS[:4]]
+    for metric in metrics.METRICS:
+        module = evaluate.load(module_path(metric.score), keep_in_memory=True)
+        assert module.compute(predictions=preds, references=refs)["scores"] == pytest.approx(
+            metric.compute(preds, refs), abs=1e-6), metric.name
+    assert evaluate.load(module_path("rouge_l")).compute(predictions=preds, references=refs)["scores"] == \
+        pytest.approx(evaluate_rouge_l(preds, refs), abs=1e-12)
+
+
+def test_embedding_similarity_is_the_cosine_of_minilm_embeddings():
+    from sentence_transformers import SentenceTransformer
+
+    from research_tuner.lib.shared.similarity.embeddings import _model_location
+
+    answers = ["Sleep improves memory consolidation in adults.", "The stock market fell sharply on Monday.",
+               "the cat sat on the mat"]
+    references = ["Adults remember more after a night of sleep.", "Adults remember more after a night of sleep.",
+                  "the cat sat on the mat"]
+    scores = metrics.EMBEDDING_SIMILARITY.compute(answers, references, embedding_model="embedded:all-MiniLM-L6-v2")
+    model = SentenceTransformer(_model_location("embedded:all-MiniLM-L6-v2"), device="cpu")
+    a, b = (model.encode(t, normalize_embeddings=True) for t in (answers, references))
+    assert scores == pytest.approx((a * b).sum(axis=1).tolist(), abs=1e-5)
+    assert scores[0] > scores[1] + 0.3 and scores[2] == pytest.approx(1.0, abs=1e-5)  # meaning, not shared words

@@ -1,7 +1,8 @@
 """A real OpenAI-compatible chat-completions server on loopback, for tests and benchmarks.
 
 It answers like a capable teacher would (JSON question lists, Markdown approaches with the 7 sections,
-one-section answers), deterministically from the request, and can inject faults: status codes with
+one-section answers, pointwise grades, pairwise verdicts by a known rule: fake_judges.py), deterministically
+from the request, and can inject faults: status codes with
 headers, slow answers, dropped connections, malformed JSON, truncated answers, refusals, hung requests.
 It counts every request it sees, so tests can assert how many were sent.
 
@@ -28,6 +29,7 @@ from aiohttp import web
 
 from research_tuner.lib.evaluation.judge.prompts import RESPONSE_CLOSE, RESPONSE_OPEN
 from research_tuner.lib.shared.sections import SECTIONS, present_sections
+from research_tuner_tests.support.fake_judges import is_pairwise_request, pairwise_answer
 
 
 @dataclass
@@ -190,6 +192,8 @@ class FakeOpenAIServer:
         self.batch_release.set()
         self.batch_delay_s = 0.0
         self.malformed_judgements = False  # every judge request gets an answer without scores
+        self.pairwise_judge = "sections"  # how pairwise verdicts are chosen (fake_judges.py): first, sections,
+        # longer, malformed
         self.ignore_response_format = False  # answer as a server without structured output would
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -338,7 +342,10 @@ class FakeOpenAIServer:
         if fault and fault.body is not None:
             return 200, fault.body
         wants_json = bool(body.get("response_format")) and not self.ignore_response_format
-        text = answer_for(body["messages"], wants_json)
+        if is_pairwise_request(body["messages"]):
+            text = pairwise_answer(body["messages"], self.pairwise_judge, wants_json)
+        else:
+            text = answer_for(body["messages"], wants_json)
         if self.malformed_judgements and is_judge_request(body["messages"]):
             text = "A thoughtful proposal overall; I would give it a solid grade."
         finish = "stop"

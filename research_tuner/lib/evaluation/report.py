@@ -1,6 +1,6 @@
-"""The comparison over all fields: paired deltas with bootstrap intervals per field and metric, and the paper's
+"""The comparison over all fields: paired deltas with bootstrap intervals per field and metric, the paper's
 Figures 1 and 2 (grouped bars per field, base beside fine-tuned, with 95% intervals) for every metric that has
-a figure in the registry."""
+a figure in the registry, and the figure of the pairwise win rates."""
 
 from __future__ import annotations
 
@@ -81,6 +81,40 @@ def grouped_bars(scores: pd.DataFrame, name: str, path: Path, seed: int = 0) -> 
     ax.set_ylabel(f"mean {title}")
     ax.set_title(f"{title} per field, base vs fine-tuned (95% bootstrap CI)")
     ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+#: eval_report's figure of the pairwise win rates, beside Figures 1 and 2.
+WIN_RATE_FIGURE = "figure4_win_rate.png"
+
+
+def win_rate_bars(table: pd.DataFrame, path: Path) -> Path:
+    """Per field (and over all fields), the fine-tuned model's win rate against each opponent with its 95% Wilson
+    interval, the length-controlled rate as a diamond, and the no-preference line at 0.5 (win_rate.py's table)."""
+    fields = [f for f in sorted(table["field"].unique()) if f != "all"] + ["all"]
+    x = np.arange(len(fields))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(fields) + 2), 4.2))
+    styles = {"base": (-0.2, "#2f6db5", "vs base"), "reference": (0.2, "#d08c2f", "vs teacher (ceiling)")}
+    for opponent, (offset, colour, label) in styles.items():
+        rows = table[table["opponent"] == opponent].set_index("field").reindex(fields)
+        if rows["win_rate"].isna().all():
+            continue
+        rate = rows["win_rate"].to_numpy(dtype=float)
+        err = [np.nan_to_num(rate - rows["win_rate_ci_low"].to_numpy(dtype=float)),
+               np.nan_to_num(rows["win_rate_ci_high"].to_numpy(dtype=float) - rate)]
+        ax.bar(x + offset, rate, width=0.4, color=colour, label=label, yerr=err, capsize=3)
+        ax.scatter(x + offset, rows["lc_win_rate"], marker="D", color="black", s=18, zorder=3,
+                   label="length-controlled" if opponent == "base" else None)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax.set_ylim(0, 1)
+    ax.set_xticks(x, [f.replace("_", "\n") for f in fields], fontsize=8)
+    ax.set_ylabel("fine-tuned win rate (ties as half)")
+    ax.set_title("Pairwise preference per field, both orders judged (95% Wilson CI)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -19,13 +19,13 @@ def scores_schema() -> RowSchema:
                                      metrics.JUDGE_SCORE.name: "float64", "judge_status": "object"})
 
 
-def score_answers(generations: pd.DataFrame, judgements: pd.DataFrame | None = None) -> pd.DataFrame:
+def score_answers(generations: pd.DataFrame, judgements: pd.DataFrame | None = None, **options: object) -> pd.DataFrame:
     """`generations` (eval_generations) scored: one column per metric, and the judge's grade and status
-    ('ok', 'failed', or '' where the judge did not run)."""
+    ('ok', 'failed', or '' where the judge did not run). `options` are the settings metrics read (embedding_model)."""
     frame = generations.reset_index(drop=True).copy()
     answers, references = frame["response"].tolist(), frame["reference"].tolist()
     for metric in metrics.METRICS:
-        frame[metric.name] = pd.Series(metric.compute(answers, references), dtype="float64")
+        frame[metric.name] = pd.Series(metric.compute(answers, references, **options), dtype="float64")
     if judgements is not None and len(judgements):
         graded = judgements[["question_id", "model", "status", metrics.JUDGE_SCORE.name]].rename(
             columns={"status": "judge_status"})

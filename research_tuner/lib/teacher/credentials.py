@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from research_tuner.settings import TeacherSettings
 
 
-def api_key_for(settings: TeacherSettings) -> str:
+def api_key_for(settings: TeacherSettings, role: str = "teacher") -> str:
     """The API key from the environment variable the settings name; a clear error when it is missing.
 
     A self-hosted server (base_url set, here or in OPENAI_BASE_URL) usually needs no key, so a
@@ -23,7 +23,7 @@ def api_key_for(settings: TeacherSettings) -> str:
     if settings.base_url or os.environ.get("OPENAI_BASE_URL"):
         return "not-needed"
     raise SettingsError(
-        f"the teacher is {settings.model!r} on OpenAI, but the environment variable {settings.api_key_env} "
-        "is not set. Export your API key in it (export OPENAI_API_KEY=sk-...), or point teacher.base_url "
+        f"the {role} is {settings.model!r} on OpenAI, but the environment variable {settings.api_key_env} "
+        f"is not set. Export your API key in it (export {settings.api_key_env}=sk-...), or point {role}.base_url "
         "at your own OpenAI-compatible server, or use the demo profile, which needs no key."
     )
