@@ -1,14 +1,17 @@
-"""Prints the Markdown tables of benchmarks/README.md from the results files, so the tables and the files agree.
+"""The Markdown tables of benchmarks/README.md, made from the results files, so that the tables and the files agree.
 
-A results file that is missing, or was written by an older version of its benchmark, prints as pending, with the
-command that writes it.
+Each table sits in benchmarks/README.md between `<!-- tables.py:NAME -->` and `<!-- /tables.py:NAME -->`; `--write`
+replaces those blocks with tables made from benchmarks/results/*.json, and `--check` fails when any block differs
+(research_tuner_tests/test_benchmarks_readme.py runs it). A results file that is missing, or was written by an older
+version of its benchmark, makes a "pending" line with the command that writes it.
 
-    python benchmarks/tables.py [--only training,dedup,semantic,teacher,eval_generation,step_profile,summary]
+    python benchmarks/tables.py [--only training,...] [--write | --check]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -134,7 +137,7 @@ def semantic() -> str:
 def teacher() -> str:
     r = load("teacher")
     if r is None:
-        return pending("teacher")
+        return pending("teacher") + teacher_resilience(read_results("teacher") or {})
     names = {"seed_one_at_a_time": "the seed's way: one at a time, no cache",
              "naive_gather_default_retries": "naive `asyncio.gather`, default retries",
              "careful_plain_client": "careful plain client: semaphore, timeout, more retries",
@@ -149,7 +152,26 @@ def teacher() -> str:
                      fmt(c["rate_limit_429s_received"]), fmt(lost), fmt(c["duplicated_successes"])])
     out = table(["client", "wall / bound", "429s from the limit", "lost", "duplicated successes"], rows)
     target = (r.get("targets") or {})
-    return out + "\n" + "".join(f"Target {k.replace('_', ' ')}: {'met' if v else 'not met'}.\n" for k, v in target.items())
+    out += "\n" + "".join(f"Target {k.replace('_', ' ')}: {'met' if v else 'not met'}.\n" for k, v in target.items())
+    return out + teacher_resilience(r)
+
+
+def teacher_resilience(r: dict) -> str:
+    """The kill-and-rerun and lowered-limit phases, from whichever results file has them."""
+    out = ""
+    k = r.get("project_kill_at_half_and_rerun")
+    if k:
+        out += (f"\nKilled with SIGKILL after {fmt(k['killed_after_successes'])} answers and rerun: the killed run had "
+                f"stored {fmt(k['answers_stored_by_the_killed_run'])} answers, the rerun sent "
+                f"{fmt(k['rerun_requests_sent'])} and resent {k['resent_already_succeeded']} that had succeeded; "
+                f"{fmt(k['distinct_rows'])} distinct rows of {fmt(k['rows_written'])}, {k['lost_items']} lost, "
+                f"{k['duplicated_successes']} duplicated.\n")
+    f = r.get("project_limit_lowered_mid_run")
+    if f:
+        out += (f"\nThe server lowered its limit mid-run from {f['limit_before_per_s']:g} to {f['limit_after_per_s']:g} "
+                f"requests/s: {f['429s_after_the_change']} refusal(s) (429) after the change, the last "
+                f"{f['last_429_after_change_s'] * 1e3:.0f} ms after it; then {f['throughput_after_per_s']} requests/s.\n")
+    return out
 
 
 def eval_generation() -> str:
@@ -186,44 +208,98 @@ def step_profile() -> str:
     return out
 
 
+def _met(value) -> str:
+    return "met" if value else "not met" if value is False else "not run"
+
+
 def summary() -> str:
-    """Each ratio against the naive and the strong baseline, side by side."""
+    """Each ratio against the naive and the strong baseline, side by side, with its target."""
     rows = []
     t = load("training")
     if t:
-        c = t["comparison"]
-        rows.append(["training tokens/s", f"{c['vs_trl_defaults']['speedup']}x TRL defaults" if "vs_trl_defaults" in c
-                     else "", f"{c['vs_tuned_trl']['speedup']}x tuned TRL" if "vs_tuned_trl" in c else "", "1.5x tuned TRL"])
+        c, targets = t["comparison"], t["targets"]
+        loss = c.get("vs_tuned_trl", {})
+        rows.append(["training tokens/s",
+                     f"{c['vs_trl_defaults']['speedup']}x TRL's defaults" if "vs_trl_defaults" in c else "",
+                     f"{loss['speedup']}x tuned TRL; validation loss {loss['validation_loss_delta']:+.3f} "
+                     f"(seed sd {loss['validation_loss_seed_sd'] or 0:.3f})" if loss else "",
+                     "1.5x tuned TRL, validation loss no worse",
+                     " and ".join(_met(v) for v in targets.values())])
     d = load("dedup")
     if d:
         n = max(d["lexical"]["sizes"], key=int)
         e = d["lexical"]["sizes"][n]
-        rows.append([f"lexical dedup at {fmt(int(n))}", f"{e.get('speedup_vs_one_by_one', 'not run')}x one by one",
-                     f"{e.get('speedup_vs_bulk', 'not run')}x bulk", "3x bulk at 1M"])
+        target = next((v for k, v in d["lexical"].items() if k.startswith("target_")), None)
+        rows.append([f"lexical dedup, {fmt(int(n))} questions", f"{e.get('speedup_vs_one_by_one', 'not run')}x "
+                     "datasketch one by one", f"{e.get('speedup_vs_bulk', 'not run')}x datasketch bulk",
+                     "3x datasketch bulk at 1M", _met(target)])
     te = load("teacher")
     if te:
-        rows.append(["teacher wall / bound", f"{te['seed_one_at_a_time']['wall_over_bound']} seed's way",
-                     f"{te['careful_plain_client']['wall_over_bound']} careful client; project "
-                     f"{te['project_teacher']['wall_over_bound']}", "project within 1.05"])
+        project = te["project_teacher"]["wall_over_bound"]
+        rows.append(["teacher, wall time / the server's bound", f"project {project}; seed's way "
+                     f"{te['seed_one_at_a_time']['wall_over_bound']}, naive gather lost "
+                     f"{fmt(te['naive_gather_default_retries']['lost_items'])}",
+                     f"careful plain client {te['careful_plain_client']['wall_over_bound']}, lost "
+                     f"{fmt(te['careful_plain_client']['lost_items'])}", "project within 1.05",
+                     _met(project <= 1.05)])
     g = load("eval_generation")
     if g:
-        rows.append(["evaluation generation", f"{g['speedup_vs_one_at_a_time']}x one at a time",
-                     f"{g['speedup_vs_plain_batched']}x plain batched", ""])
+        rows.append(["evaluation generation tokens/s", f"{g['speedup_vs_one_at_a_time']}x one at a time",
+                     f"{g['speedup_vs_plain_batched']}x plain batched generate",
+                     "outputs identical to one at a time", g["project"]["identical_greedy_outputs"]])
     if not rows:
         return "*Pending the quiet-machine run: `bash scripts/bench.sh --with-1m`.*\n"
-    return table(["", "against the naive baseline", "against the strong baseline", "target"], rows)
+    return table(["", "against the naive baseline", "against the strong baseline", "target", "result"], rows)
 
 
 SECTIONS = {"training": training, "dedup": dedup, "semantic": semantic, "teacher": teacher,
             "eval_generation": eval_generation, "step_profile": step_profile, "summary": summary}
 
 
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def block(name: str) -> str:
+    return f"<!-- tables.py:{name} -->\n{SECTIONS[name]()}<!-- /tables.py:{name} -->"
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- tables\.py:{name} -->.*?<!-- /tables\.py:{name} -->", re.S)
+
+
+def stale_blocks(text: str, names) -> list[str]:
+    """Sections whose block in `text` is missing or differs from what the results files give."""
+    return [n for n in names if (m := _pattern(n).search(text)) is None or m.group(0) != block(n)]
+
+
+def write_readme(names) -> list[str]:
+    text = README.read_text()
+    missing = [n for n in names if not _pattern(n).search(text)]
+    for name in names:
+        text = _pattern(name).sub(lambda _: block(name), text)
+    README.write_text(text)
+    return missing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default=",".join(SECTIONS))
-    for name in parser.parse_args().only.split(","):
-        print(f"<!-- {name}: python benchmarks/tables.py --only {name} -->")
-        print(SECTIONS[name]())
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="replace the blocks in benchmarks/README.md")
+    mode.add_argument("--check", action="store_true", help="fail if a block in benchmarks/README.md differs")
+    args = parser.parse_args()
+    names = args.only.split(",")
+    if unknown := set(names) - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    if args.write:
+        missing = write_readme(names)
+        print(f"updated {README}" + (f"; no block for {missing}: add the markers" if missing else ""))
+    elif args.check:
+        if stale := stale_blocks(README.read_text(), names):
+            sys.exit(f"benchmarks/README.md disagrees with the results files in {stale}: "
+                     "run `python benchmarks/tables.py --write`")
+    else:
+        print("\n\n".join(block(n) for n in names))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, then runs every benchmark in benchmarks/ one after another; each compares against its baselines in
-# the same run and writes benchmarks/results/<name>.json; tables.py then writes the Markdown tables of
-# benchmarks/README.md from those files to benchmarks/results/tables.md. They time the CPU: run nothing else
-# meanwhile (about 50 minutes on the 2-core reference machine; --with-1m adds about 10).
+# the same run and writes benchmarks/results/<name>.json; tables.py then rewrites the tables of
+# benchmarks/README.md from those files. They time the CPU: run nothing else meanwhile (about 50 minutes on the
+# 2-core reference machine; --with-1m adds about 10).
 # Extra arguments go to bench_dedup.py (e.g. --with-1m for the 1M-question run the dedup target is set at).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,6 @@ python benchmarks/bench_dedup.py "$@"
 python benchmarks/bench_semantic_rule.py
 python benchmarks/bench_training.py
 python benchmarks/bench_step_profile.py
-python benchmarks/tables.py > benchmarks/results/tables.md
-cat benchmarks/results/tables.md
+python benchmarks/tables.py --write   # the tables of benchmarks/README.md, from the results files
+python benchmarks/tables.py --only summary
 ls -l benchmarks/results/
