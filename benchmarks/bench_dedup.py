@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--child", nargs="*")
     parser.add_argument("--with-1m", action="store_true", help="also run the lexical pass at 1,000,000 questions")
     parser.add_argument("--sizes", default=None,
-                        help="comma-separated sizes of the lexical runs; default 10000,100000 (and 1000000 with --with-1m)")
+                        help="comma-separated lexical sizes; default 10000,100000 (and 1000000 with --with-1m)")
     parser.add_argument("--baseline-max", type=int, default=None,
                         help="largest size the datasketch baselines run at (default: every size)")
     parser.add_argument("--parts", default="lexical,semantic,labelled",

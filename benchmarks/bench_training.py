@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,7 +46,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from bench_io import machine, write_results  # noqa: E402
+from bench_io import busy_cpu_seconds, children_cpu_seconds, machine, matmul_gflops, write_results  # noqa: E402
 from training_data import synthetic_pairs  # noqa: E402
 from trl_baselines import TUNED, WAYS, train_trl  # noqa: E402
 
@@ -169,18 +167,6 @@ def run_project(model: str, steps: int, seed: int, work: Path) -> dict:
     }
 
 
-def matmul_gflops(m: int, k: int, n: int, dtype=torch.bfloat16, seconds: float = 1.0) -> float:
-    """FLOP/s of an (m x k) @ (k x n) product in `dtype`, repeated for about `seconds` after a warm-up."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    repeats, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or repeats < 5:
-        a @ b
-        repeats += 1
-    return 2 * m * k * n * repeats / (time.perf_counter() - start) / 1e9
-
-
 def peak_now() -> dict:
     """The bfloat16 matmul rates this machine gives right now: 2048^2 and the model's MLP shapes (a 4 x 512-token
     micro-batch through the 576 -> 1,536 and 1,536 -> 576 projections)."""
@@ -201,18 +187,6 @@ def counted_weights(name: str) -> dict:
     return {"model": model, "decoder_projection_params": projections, "lm_head_params": head.weight.numel()}
 
 
-def _busy_cpu_seconds() -> float:
-    """CPU seconds all processes of the machine have spent busy since boot (/proc/stat)."""
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def child(way: str, model: str, steps: int, seed: int, out: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"bench-train-{way}-") as work:
         result = (run_project(model, steps, seed, Path(work)) if way == "project"
@@ -223,14 +197,14 @@ def child(way: str, model: str, steps: int, seed: int, out: Path) -> None:
 
 def run_child(way: str, model: str, steps: int, seed: int, tmp: Path) -> dict:
     out = tmp / f"{way}-{seed}.json"
-    started, busy, own = time.perf_counter(), _busy_cpu_seconds(), _children_cpu_seconds()
+    started, busy, own = time.perf_counter(), busy_cpu_seconds(), children_cpu_seconds()
     subprocess.run([sys.executable, __file__, "--child", way, "--model", model, "--steps", str(steps),
                     "--seed", str(seed), "--out", str(out)], check=True)
     run = json.loads(out.read_text())
     run["seed"] = seed
     run["process_seconds"] = round(time.perf_counter() - started, 1)
     # CPU time other processes took meanwhile: a quiet machine gives ~0; more means the timing is low
-    other = (_busy_cpu_seconds() - busy) - (_children_cpu_seconds() - own)
+    other = (busy_cpu_seconds() - busy) - (children_cpu_seconds() - own)
     run["other_processes_cpu_seconds"] = round(max(0.0, other), 1)
     print(f"{way} seed {seed}: {run['tokens_per_s']:.1f} tokens/s, validation loss {run['validation_loss']:.4f}",
           flush=True)

@@ -80,7 +80,8 @@ def training() -> str:
     peak = r["peak"]
     out += (f"\nUntrained model's validation loss: {r['untrained_validation_loss']:.3f}. The bf16 peak is this run's "
             f"2048 x 2048 matmul: {fmt(peak['used']['square_2048_gflops'])} GFLOP/s "
-            f"({fmt(peak['used']['mlp_shape_gflops'])} at the model's MLP shapes). FLOPs counted: {peak['flops_counted']}.\n\n")
+            f"({fmt(peak['used']['mlp_shape_gflops'])} at the model's MLP shapes). "
+            f"FLOPs counted: {peak['flops_counted']}.\n\n")
     rows = [[c["baseline"], f"{c['speedup']}x ({c['speedup_range'][0]}-{c['speedup_range'][1]})",
              f"{c['validation_loss_delta']:+.4f}", f"{c['validation_loss_seed_sd'] or 0:.4f}",
              "yes" if c["validation_loss_no_worse"] else "no"] for c in r["comparison"].values()]
@@ -108,7 +109,8 @@ def dedup() -> str:
     out = table(["questions", "method", "time", "peak memory", "pairs found", "of them >= threshold (exact)",
                  "recall on injected copies", "project's speed-up"], rows)
     target = next((v for k, v in r["lexical"].items() if k.startswith("target_")), None)
-    out += f"\nTarget (at least 3x datasketch's bulk path at 1M): {'met' if target else 'not met' if target is False else 'not run (needs --with-1m)'}.\n"
+    verdict = "met" if target else "not met" if target is False else "not run (needs --with-1m)"
+    out += f"\nTarget (at least 3x datasketch's bulk path at 1M): {verdict}.\n"
     return out
 
 
@@ -168,9 +170,11 @@ def teacher_resilience(r: dict) -> str:
                 f"{k['duplicated_successes']} duplicated.\n")
     f = r.get("project_limit_lowered_mid_run")
     if f:
-        out += (f"\nThe server lowered its limit mid-run from {f['limit_before_per_s']:g} to {f['limit_after_per_s']:g} "
+        out += (f"\nThe server lowered its limit mid-run from {f['limit_before_per_s']:g} to "
+                f"{f['limit_after_per_s']:g} "
                 f"requests/s: {f['429s_after_the_change']} refusal(s) (429) after the change, the last "
-                f"{f['last_429_after_change_s'] * 1e3:.0f} ms after it; then {f['throughput_after_per_s']} requests/s.\n")
+                f"{f['last_429_after_change_s'] * 1e3:.0f} ms after it; then {f['throughput_after_per_s']} "
+                "requests/s.\n")
     return out
 
 
