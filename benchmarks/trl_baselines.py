@@ -65,6 +65,12 @@ def sft_config(way: str, output_dir: Path, *, max_steps: int, batch: int, accumu
         values["use_cpu"] = True
     values.update(TUNING[way])
     values.update(overrides)
+    fields = SFTConfig.__dataclass_fields__
+    if values.get("train_sampling_strategy") == "group_by_length" and "train_sampling_strategy" not in fields:
+        values.pop("train_sampling_strategy")  # transformers before 5 names it so
+        values["group_by_length"] = True
+    if "gradient_checkpointing" in values and "activation_checkpointing" in fields:  # transformers 5 renamed it
+        values["activation_checkpointing"] = values.pop("gradient_checkpointing")
     return SFTConfig(**values)
 
 
@@ -96,10 +102,12 @@ def train_trl(way: str, train_dataset, model_path: str, tokenizer, lora_config, 
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     return {
         "config": {
-            "gradient_checkpointing": bool(args.activation_checkpointing),
+            "gradient_checkpointing": bool(getattr(args, "activation_checkpointing", None)
+                                           or getattr(args, "gradient_checkpointing", False)),
             "bf16_autocast": bool(args.bf16),
             "weights_dtype": str(next(trainer.model.get_base_model().parameters()).dtype).removeprefix("torch."),
-            "sampler": args.train_sampling_strategy,
+            "sampler": getattr(args, "train_sampling_strategy", None)
+                       or ("group_by_length" if getattr(args, "group_by_length", False) else "random"),
             "padding_free": bool(args.padding_free),
             "attn_implementation": trainer.model.config._attn_implementation,
             "threads": torch.get_num_threads(),
