@@ -1,16 +1,20 @@
 """Benchmark: near-duplicate removal at 10k / 100k (/ 1M) questions, against datasketch in the same run.
 
-Lexical pass: `lexical_near_duplicates` (vectorised MinHash + LSH + exact Jaccard) against a plain
-datasketch MinHashLSH with the same shingles, threshold, num_perm and banding weights (candidates verified
-by datasketch's estimated Jaccard). Each measurement runs in its own subprocess, so its peak memory
-(ru_maxrss) is its own; the synthetic questions are built inside it and count towards both.
+Lexical pass: `lexical_near_duplicates` (vectorised MinHash + LSH + exact Jaccard) against datasketch's
+MinHashLSH with the same shingles, threshold, num_perm and banding weights (candidates verified by datasketch's
+estimated Jaccard), two ways: one `MinHash` and one `insert` per question (its README's way), and its bulk path
+(`MinHash.bulk`, `MinHashLSH.insertion_session`). For every method: the pairs found, how many of them reach the
+threshold in exact Jaccard, and the recall on the injected near-copies at or above the threshold, measured by the
+same code. Each measurement runs in its own subprocess, so its peak memory (ru_maxrss) is its own; the
+synthetic questions are built inside it and count towards all.
 Semantic pass: questions embedded per second (all-MiniLM-L6-v2, bf16 and fp32) and the blocked neighbour
 search at 100k against brute force, with the search's recall at 20k.
 Quality: precision, recall and F1 of the whole dedup (exact + lexical + semantic, clustered) on the
 hand-labelled set research_tuner_tests/data/paraphrase_quads.tsv.
-Results go to benchmarks/results/dedup.json. Run under the CPU lock:
+Results go to benchmarks/results/dedup.json. Run on a quiet machine:
 
-    python benchmarks/bench_dedup.py [--with-1m] [--baseline-max 100000]
+    python benchmarks/bench_dedup.py [--with-1m] [--baseline-max N] [--parts lexical,semantic,labelled]
+    python benchmarks/bench_dedup.py --sizes 2000 --parts lexical   # a smoke run
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -29,8 +32,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-RESULTS = HERE / "results" / "dedup.json"
+
+from bench_io import machine, read_results, write_results  # noqa: E402
+
 CACHE = HERE / ".cache"
+BASELINES = ("datasketch_one_by_one", "datasketch_bulk")
+PARTS = ("lexical", "semantic", "labelled")
+TARGET_SPEEDUP_VS_BULK_AT_1M = 3.0
 GENERATOR_VERSION = "v2"  # bump when synthetic_questions changes, so cached embeddings are not reused
 
 
@@ -38,58 +46,86 @@ def _peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def pair_quality(questions: list[str], source: np.ndarray, pairs: np.ndarray, threshold: float) -> dict:
+    """How good one method's pairs are, measured the same way for every method: how many of them reach the
+    threshold in exact Jaccard of their shingle sets, and the recall on the injected near-copies whose exact
+    Jaccard reaches the threshold."""
+    from research_tuner.lib.shared.similarity.minhash import exact_jaccard, shingle
+
+    copies = np.flatnonzero(source >= 0)
+    truth = np.sort(np.stack([source[copies], copies], axis=1), axis=1)
+    truth = truth[truth[:, 0] != truth[:, 1]]
+    pairs = np.sort(np.asarray(pairs, dtype=np.int64).reshape(-1, 2), axis=1)
+    both = np.concatenate([truth, pairs])
+    rows = np.unique(both)
+    sh = shingle([questions[i] for i in rows], 2)
+    jac = exact_jaccard(sh, np.searchsorted(rows, both))
+    above = {tuple(p) for p in truth[jac[:len(truth)] >= threshold]}
+    found = {tuple(p) for p in pairs}
+    return {"pairs_at_or_above_threshold": int((jac[len(truth):] >= threshold).sum()),
+            "injected_pairs_at_or_above_threshold": len(above),
+            "recall_on_injected": round(len(above & found) / max(1, len(above)), 4)}
+
+
 def child_lexical(n: int, threshold: float, num_perm: int) -> dict:
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.shared.similarity.minhash import exact_jaccard, lexical_near_duplicates, shingle
+    from research_tuner.lib.shared.similarity.minhash import lexical_near_duplicates
 
     questions, source = synthetic_questions(n)
     t0 = time.perf_counter()
     result = lexical_near_duplicates(questions, threshold, num_perm, shingle_size=2)
     seconds = time.perf_counter() - t0
     peak = _peak_mb()
-    # Recall on the injected near-copies whose exact Jaccard reaches the threshold.
-    copies = np.flatnonzero(source >= 0)
-    truth_pairs = np.sort(np.stack([source[copies], copies], axis=1), axis=1)
-    truth_pairs = truth_pairs[truth_pairs[:, 0] != truth_pairs[:, 1]]
-    sh = shingle([questions[i] for i in np.unique(truth_pairs)], 2)
-    local = {q: k for k, q in enumerate(np.unique(truth_pairs))}
-    jac = exact_jaccard(sh, np.vectorize(local.get)(truth_pairs))
-    above = {tuple(p) for p in truth_pairs[jac >= threshold]}
-    found = {tuple(p) for p in result.pairs}
     return {"n": n, "seconds": round(seconds, 2), "peak_mb": peak, "pairs": len(result.pairs),
             "candidates": result.candidates, "bands": result.bands, "rows": result.rows,
-            "phase_seconds": result.seconds,
-            "injected_pairs_at_or_above_threshold": len(above),
-            "recall_on_injected": round(len(above & found) / max(1, len(above)), 4)}
+            "phase_seconds": result.seconds, **pair_quality(questions, source, result.pairs, threshold)}
 
 
-def child_datasketch(n: int, threshold: float, num_perm: int) -> dict:
+def _datasketch_shingles(questions: list[str]):
+    """The project's shingles (2-word, after `normalize_question`), as the byte strings datasketch hashes, one
+    question's list at a time."""
+    from research_tuner.lib.shared.ids import normalize_question
+
+    for q in questions:
+        words = normalize_question(q).split()
+        yield list({" ".join(words[k:k + 2]).encode() for k in range(max(1, len(words) - 1))})
+
+
+def child_datasketch(n: int, threshold: float, num_perm: int, bulk: bool) -> dict:
+    """datasketch MinHashLSH with the same shingles, threshold, num_perm and banding weights; candidates verified
+    by datasketch's estimated Jaccard. `bulk`: `MinHash.bulk` and an `insertion_session` (datasketch's fast path);
+    else one `MinHash` and one `insert` per question, as its README shows."""
     from datasketch import MinHash, MinHashLSH
     from synthetic_questions import synthetic_questions
 
-    from research_tuner.lib.shared.ids import normalize_question
     from research_tuner.lib.shared.similarity.minhash import LSH_WEIGHTS
 
-    questions, _ = synthetic_questions(n)
+    questions, source = synthetic_questions(n)
     t0 = time.perf_counter()
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=LSH_WEIGHTS)
-    hashes = []
-    for i, q in enumerate(questions):
-        words = normalize_question(q).split()
-        shingles = {" ".join(words[k:k + 2]).encode() for k in range(max(1, len(words) - 1))}
-        m = MinHash(num_perm=num_perm)
-        m.update_batch(list(shingles))
-        lsh.insert(i, m)
-        hashes.append(m)
+    if bulk:
+        hashes = MinHash.bulk(_datasketch_shingles(questions), num_perm=num_perm)
+        with lsh.insertion_session() as session:
+            for i, m in enumerate(hashes):
+                session.insert(i, m, check_duplication=False)
+    else:
+        hashes = []
+        for i, shingles in enumerate(_datasketch_shingles(questions)):
+            m = MinHash(num_perm=num_perm)
+            m.update_batch(shingles)
+            lsh.insert(i, m)
+            hashes.append(m)
     pairs = set()
     for i, m in enumerate(hashes):
         for j in lsh.query(m):
             if j > i and m.jaccard(hashes[j]) >= threshold:
                 pairs.add((i, j))
     seconds = time.perf_counter() - t0
-    return {"n": n, "seconds": round(seconds, 2), "peak_mb": _peak_mb(), "pairs": len(pairs), "bands": lsh.b,
-            "rows": lsh.r}
+    peak, bands, rows = _peak_mb(), lsh.b, lsh.r
+    del hashes, lsh
+    return {"n": n, "seconds": round(seconds, 2), "peak_mb": peak, "pairs": len(pairs), "bands": bands,
+            "rows": rows, **pair_quality(questions, source, np.array(sorted(pairs)), threshold)}
 
 
 def _embeddings(n: int) -> np.ndarray:
@@ -187,14 +223,46 @@ def run_child(*args: str) -> dict:
     return result
 
 
+def lexical_runs(sizes: list[int], args) -> dict:
+    """The project's lexical pass and both datasketch ways at each size, each in its own process."""
+    common = ["--threshold", str(args.threshold), "--num-perm", str(args.num_perm)]
+    lexical = {}
+    for n in sizes:
+        entry = {"ours": run_child("lexical", str(n), *common)}
+        for way in BASELINES:
+            if args.baseline_max is not None and n > args.baseline_max:
+                entry[way] = f"skipped above --baseline-max {args.baseline_max}"
+                continue
+            entry[way] = run_child(way, str(n), *common)
+            entry[f"speedup_vs_{way.removeprefix('datasketch_')}"] = round(
+                entry[way]["seconds"] / entry["ours"]["seconds"], 2)
+        lexical[str(n)] = entry
+    ours = {n: lexical[str(n)]["ours"] for n in sizes}
+    growth = {f"{a}->{b}": {"size_x": b // a,
+                            "time_x": round(ours[b]["seconds"] / ours[a]["seconds"], 2),
+                            "candidates_x": round(ours[b]["candidates"] / max(1, ours[a]["candidates"]), 2),
+                            "pairs_x": round(ours[b]["pairs"] / max(1, ours[a]["pairs"]), 2)}
+              for a, b in zip(sizes, sizes[1:])}
+    largest = lexical[str(max(sizes))]
+    target = None
+    if max(sizes) >= 1_000_000 and isinstance(largest.get("datasketch_bulk"), dict):
+        target = largest["speedup_vs_bulk"] >= TARGET_SPEEDUP_VS_BULK_AT_1M
+    return {"threshold_jaccard": args.threshold, "num_perm": args.num_perm, "shingle_words": 2,
+            "sizes": lexical, "growth": growth,
+            f"target_at_least_{TARGET_SPEEDUP_VS_BULK_AT_1M:g}x_datasketch_bulk_at_1m": target}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", nargs="*")
     parser.add_argument("--with-1m", action="store_true", help="also run the lexical pass at 1,000,000 questions")
-    parser.add_argument("--baseline-max", type=int, default=100_000, help="largest size datasketch runs at")
+    parser.add_argument("--sizes", default=None,
+                        help="comma-separated lexical sizes; default 10000,100000 (and 1000000 with --with-1m)")
+    parser.add_argument("--baseline-max", type=int, default=None,
+                        help="largest size the datasketch baselines run at (default: every size)")
+    parser.add_argument("--parts", default="lexical,semantic,labelled",
+                        help="which parts to run; the others are kept from the existing results file")
     parser.add_argument("--search-n", type=int, default=100_000)
-    parser.add_argument("--labelled-only", action="store_true",
-                        help="recompute only the labelled-set section of an existing results file")
     parser.add_argument("--threshold", type=float, default=0.7)
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--cosine", type=float, default=None,
@@ -208,8 +276,8 @@ def main() -> None:
         kind, n = args.child[0], int(args.child[1])
         if kind == "lexical":
             out = child_lexical(n, args.threshold, args.num_perm)
-        elif kind == "datasketch":
-            out = child_datasketch(n, args.threshold, args.num_perm)
+        elif kind in BASELINES:
+            out = child_datasketch(n, args.threshold, args.num_perm, bulk=kind == "datasketch_bulk")
         elif kind == "embed":
             out = child_embed(n, args.child[2])
         else:
@@ -217,54 +285,28 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    if args.labelled_only:
-        result = json.loads(RESULTS.read_text())
+
+    parts = set(args.parts.split(","))
+    if unknown := parts - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
+    result = (read_results("dedup") or {}) if parts != set(PARTS) else {}
+    if "lexical" in parts:
+        sizes = ([int(v) for v in args.sizes.split(",")] if args.sizes
+                 else [10_000, 100_000] + ([1_000_000] if args.with_1m else []))
+        result["lexical"] = lexical_runs(sizes, args)
+    if "semantic" in parts:
+        result["semantic"] = {
+            "embedding_bf16": run_child("embed", "2064", "bf16"),
+            "embedding_fp32": run_child("embed", "1064", "fp32"),
+            "search_20k": run_child("search", "20000", "brute", "--cosine", str(args.cosine)),
+            f"search_{args.search_n // 1000}k": run_child("search", str(args.search_n), "brute", "--cosine",
+                                                            str(args.cosine)),
+        }
+    if "labelled" in parts:
         result["labelled_set"] = labelled_quality()
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-        print(json.dumps(result["labelled_set"], indent=2))
-        return
-
-    import torch
-
-    sizes = [10_000, 100_000] + ([1_000_000] if args.with_1m else [])
-    common = ["--threshold", str(args.threshold), "--num-perm", str(args.num_perm)]
-    lexical = {}
-    for n in sizes:
-        ours = run_child("lexical", str(n), *common)
-        entry = {"ours": ours}
-        if n <= args.baseline_max:
-            base = run_child("datasketch", str(n), *common)
-            entry["datasketch"] = base
-            entry["speedup"] = round(base["seconds"] / ours["seconds"], 2)
-            found_by_both = ours["pairs"] and base["pairs"]
-            entry["pairs_ours_vs_datasketch"] = f"{ours['pairs']} vs {base['pairs']}" if found_by_both else None
-        else:
-            entry["datasketch"] = f"skipped above --baseline-max {args.baseline_max} (about 10x the 100k time)"
-        lexical[str(n)] = entry
-    growth = {f"{a}->{b}": {"size_x": b // a,
-                            "time_x": round(lexical[str(b)]["ours"]["seconds"] / lexical[str(a)]["ours"]["seconds"], 2),
-                            "candidates_x": round(lexical[str(b)]["ours"]["candidates"]
-                                                  / max(1, lexical[str(a)]["ours"]["candidates"]), 2),
-                            "pairs_x": round(lexical[str(b)]["ours"]["pairs"] / max(1, lexical[str(a)]["ours"]["pairs"]), 2)}
-              for a, b in zip(sizes, sizes[1:])}
-    semantic = {
-        "embedding_bf16": run_child("embed", "2064", "bf16"),
-        "embedding_fp32": run_child("embed", "1064", "fp32"),
-        "search_20k": run_child("search", "20000", "brute", "--cosine", str(args.cosine)),
-        f"search_{args.search_n // 1000}k": run_child("search", str(args.search_n), "brute", "--cosine",
-                                                        str(args.cosine)),
-    }
-    result = {
-        "lexical": {"threshold_jaccard": args.threshold, "num_perm": args.num_perm, "shingle_words": 2,
-                    "sizes": lexical, "growth": growth},
-        "semantic": semantic,
-        "labelled_set": labelled_quality(),
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(), "numpy": np.__version__},
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    result["machine"] = machine()
     print(json.dumps(result, indent=2))
+    print(f"wrote {write_results('dedup', result)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Benchmark: the project's teacher against the seed's way and a naive asyncio.gather, in one run.
+"""Benchmark: the project's teacher against the seed's way, a naive asyncio.gather and a careful plain client, in one
+run.
 
 All against the loopback OpenAI-compatible server (research_tuner_tests/support/openai_server.py) with a set
 latency, a rate limit of R requests per W-second window (R/W*60 "per minute"; the window is short so
@@ -8,14 +9,19 @@ dropped connections, hung requests that time out). The same 2,000 approach reque
   (a) the seed's way: one request at a time, the openai client's default retries, no cache. It is
       latency-bound, so it runs on a subset and the wall time is extrapolated (said in the output);
   (b) naive: asyncio.gather over every request, the openai client's default retries;
-  (c) the project's teacher (rate limiter + retries + cache), the approaches generator as the asset runs it;
-  (d) the project's teacher in a worker process killed with SIGKILL at about half, then rerun;
-  (e) a phase in which the server lowers its limit mid-run: throughput before/after, time to follow.
+  (c) careful: what a careful user writes in ten lines with the plain openai client: an asyncio.Semaphore of
+      the project's concurrency, the project's request timeout (below the injected hang) and more retries
+      (`--careful-retries`, default 8) than the client's default 2; the client honours `retry-after`;
+  (d) the project's teacher (rate limiter + retries + cache), the approaches generator as the asset runs it;
+  (e) the project's teacher in a worker process killed with SIGKILL at about half, then rerun;
+  (f) a phase in which the server lowers its limit mid-run: throughput before/after, time to follow.
 
 The bound is what the server's limit allows: (requests it had to answer = successes + injected faults)
-divided by the rate. Results go to benchmarks/results/teacher.json.
+divided by the rate. Lost items are requests a client ended without an answer; duplicated successes are
+requests the server answered more than once (a timed-out request retried after the server had answered it:
+paid twice). Results go to benchmarks/results/teacher.json.
 
-    python benchmarks/bench_teacher.py [--requests 2000] [--rate 40] [--window 1.0]
+    python benchmarks/bench_teacher.py [--requests 2000] [--rate 40] [--window 1.0] [--only a,b,c,d,e,f]
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from pathlib import Path
 
 import openai
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_io import read_results, write_results  # noqa: E402
+
 from research_tuner.lib.approaches.generate import generate_approaches
 from research_tuner.lib.approaches.strategies import WholeApproach
 from research_tuner.lib.teacher.base import Usage
@@ -43,8 +52,8 @@ from research_tuner.settings import load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, RateLimit, request_key
 from research_tuner_tests.support.teacher_worker import synthetic_questions
 
-RESULTS = Path(__file__).parent / "results" / "teacher.json"
 ROOT = Path(__file__).resolve().parent.parent
+TARGET_OVER_BOUND = 1.05
 
 
 class Setup:
@@ -131,6 +140,35 @@ def run_seed_way(setup: Setup) -> dict:
         "lost_items": n - ok,
         "lost_items_extrapolated": round((n - ok) * scale),
     }
+
+
+async def careful_gather(bodies, base_url: str, concurrency: int, retries: int, timeout: float) -> int:
+    client = openai.AsyncOpenAI(api_key="sk-bench", base_url=base_url, max_retries=retries, timeout=timeout)
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(body) -> bool:
+        async with gate:
+            try:
+                await client.chat.completions.create(**body)
+                return True
+            except openai.OpenAIError:
+                return False
+
+    results = await asyncio.gather(*(one(b) for b in bodies))
+    await client.close()
+    return sum(results)
+
+
+def run_careful(setup: Setup) -> dict:
+    args = setup.args
+    with setup.server() as server:
+        bodies = approach_requests(args.requests, server, setup)
+        t0 = time.monotonic()
+        ok = asyncio.run(careful_gather(bodies, server.base_url, args.concurrency, args.careful_retries, args.timeout))
+        wall = time.monotonic() - t0
+        return {**server_counts(server, wall, setup.rate_per_s), "lost_items": len(bodies) - ok,
+                "client": {"max_concurrency": args.concurrency, "max_retries": args.careful_retries,
+                           "timeout_s": args.timeout}}
 
 
 def run_naive(setup: Setup) -> dict:
@@ -271,15 +309,16 @@ def main() -> None:
     parser.add_argument("--fault-rate", type=float, default=0.10)
     parser.add_argument("--hang", type=float, default=1.5, help="a hung request is closed after this long")
     parser.add_argument("--timeout", type=float, default=1.0, help="the project's teacher request timeout")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="the project's and the careful client's")
+    parser.add_argument("--careful-retries", type=int, default=8, help="the careful plain client's max_retries")
     parser.add_argument("--seed-subset", type=int, default=200)
     parser.add_argument("--follow-requests", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="a,b,c,d,e")
+    parser.add_argument("--only", default="a,b,c,d,e,f")
     args = parser.parse_args()
     setup = Setup(args)
     phases = set(args.only.split(","))
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() and phases != set("abcde") else {}
+    previous = (read_results("teacher") or {}) if phases != set("abcdef") else {}
     results: dict = {
         **previous,
         "config": {**vars(args), "rate_per_minute_equivalent": args.rate / args.window * 60,
@@ -290,19 +329,22 @@ def main() -> None:
         workdir = Path(tmp)
         for key, name, run in (("a", "seed_one_at_a_time", lambda: run_seed_way(setup)),
                                ("b", "naive_gather_default_retries", lambda: run_naive(setup)),
-                               ("c", "project_teacher", lambda: run_project(setup, workdir)),
-                               ("d", "project_kill_at_half_and_rerun", lambda: run_kill_and_rerun(setup, workdir)),
-                               ("e", "project_limit_lowered_mid_run", lambda: run_lowered_limit(setup, workdir))):
+                               ("c", "careful_plain_client", lambda: run_careful(setup)),
+                               ("d", "project_teacher", lambda: run_project(setup, workdir)),
+                               ("e", "project_kill_at_half_and_rerun", lambda: run_kill_and_rerun(setup, workdir)),
+                               ("f", "project_limit_lowered_mid_run", lambda: run_lowered_limit(setup, workdir))):
             if key in phases:
                 print(f"[{key}] {name} ...", flush=True)
                 results[name] = run()
                 print(json.dumps(results[name], indent=1), flush=True)
-    if "seed_one_at_a_time" in results and "project_teacher" in results:
-        results["speedup_project_vs_seed"] = round(
-            results["seed_one_at_a_time"]["wall_s"] / results["project_teacher"]["wall_s"], 1)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    project = results.get("project_teacher")
+    if project:
+        for name in ("seed_one_at_a_time", "careful_plain_client"):
+            if name in results:
+                results[f"speedup_project_vs_{name}"] = round(results[name]["wall_s"] / project["wall_s"], 2)
+        results["targets"] = {f"project_within_{TARGET_OVER_BOUND}_of_the_bound":
+                              project["wall_over_bound"] <= TARGET_OVER_BOUND}
+    print(f"wrote {write_results('teacher', results)}")
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ class PrecomputedPairs:
 
         fixed = duplicate_pairs(texts, cfg.model_copy(update={"semantic": False}))
         self.fixed = np.stack([fixed.a, fixed.b], axis=1)
-        vectors = embed(texts, cfg.embedding_batch_size, cfg.embedding_precision)
+        vectors = embed(texts, cfg.embedding_model, cfg.embedding_batch_size, cfg.embedding_precision)
         found = _brute_force(vectors, float(min(GRID["semantic_threshold"])))
         self.pairs, self.cosine = found.pairs, found.similarity
         self.overlap = content_jaccard(texts, found.pairs)

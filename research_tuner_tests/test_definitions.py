@@ -66,9 +66,26 @@ def test_quality_gates_are_asset_checks():
             "unique_questions", "one_kept_per_cluster", "no_near_duplicate_leakage", "schema_and_rows"} <= checks
 
 
-def test_jobs():
-    for name in ("data_job", "training_job", "evaluation_job", "report_job"):
-        assert defs.resolve_job_def(name) is not None
+JOBS = {  # job: (the assets it materializes, partitioned by field)
+    "data_job": ({"subdomains", "raw_questions", "question_clusters", "deduped_questions", "approaches",
+                  "dataset_split"}, True),
+    "training_job": ({"lora_adapter"}, False),
+    "evaluation_job": ({"eval_generations", "eval_judgements", "eval_preferences", "eval_scores"}, True),
+    "report_job": ({"eval_report"}, False),
+}
+
+
+def test_jobs_select_one_stage_each_and_together_cover_every_asset():
+    covered = set()
+    for name, (assets, partitioned) in JOBS.items():
+        job = defs.resolve_job_def(name)
+        selected = {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+        assert selected == assets, name
+        assert (job.partitions_def.get_partition_keys() if partitioned else job.partitions_def) == (
+            FIELDS if partitioned else None), name
+        assert not covered & selected, name  # no asset is materialized by two jobs
+        covered |= selected
+    assert covered == {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
 
 
 def test_regeneration_schedule_is_off_and_asks_for_a_new_round():

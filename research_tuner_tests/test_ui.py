@@ -6,7 +6,6 @@ teacher calls fail is recorded by the failure sensor and reruns from failure alo
 nowhere in what the UI's runs wrote (lake, work dir, instance storage, compute logs, server log)."""
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ def ui(tmp_path_factory, tiny_model_dir):
     """`dagster dev` with a fresh DAGSTER_HOME, and the whole graph materialized for one field through GraphQL."""
     tmp = tmp_path_factory.mktemp("ui")
     with FakeOpenAIServer() as server:
+        server.expected_key = SECRET  # it answers 401 to a request without the key, so answers prove it was sent
         profile = tmp / "profile.yaml"  # what a person would put in RESEARCH_TUNER_CONFIG
         profile.write_text(json.dumps({
             "teacher": {"base_url": server.base_url, "questions_per_request": 4, "max_retries": 0},
@@ -256,7 +256,7 @@ def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
 
 def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
     dev, tmp, runs, server = ui
-    assert server.answered > 0  # the teacher was really called with the key
+    assert server.answered > 0  # the server answers only requests that carry the key: the runs sent it
     home = tmp / "dagster_home"
     assert sqlite_row_count(home, "runs") == len(runs)  # the instance storage holds the runs scanned below
     assert sqlite_row_count(home, "event_logs") > 50
@@ -267,4 +267,3 @@ def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
         run = dev.graphql(query, {"id": run_id})["runOrError"]
         assert SECRET not in json.dumps(run)
     assert files_containing(tmp, SECRET) == []
-    assert os.environ.get("OPENAI_API_KEY") != SECRET  # the key lived only in the server's environment

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up, then runs every benchmark in benchmarks/ one after another; each compares against its baseline in
-# the same run and writes benchmarks/results/<name>.json. They time the CPU: run nothing else meanwhile.
-# Extra arguments go to bench_dedup.py (e.g. --with-1m for the opt-in 1M-question run).
+# Sets up, then runs every benchmark in benchmarks/ one after another; each compares against its baselines in
+# the same run and writes benchmarks/results/<name>.json; tables.py then rewrites the tables of
+# benchmarks/README.md from those files. They time the CPU: run nothing else meanwhile (about 50 minutes on the
+# 2-core reference machine; --with-1m adds about 10).
+# Extra arguments go to bench_dedup.py (e.g. --with-1m for the 1M-question run the dedup target is set at).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +14,7 @@ python benchmarks/bench_teacher.py
 python benchmarks/bench_dedup.py "$@"
 python benchmarks/bench_semantic_rule.py
 python benchmarks/bench_training.py
+python benchmarks/bench_step_profile.py
+python benchmarks/tables.py --write   # the tables of benchmarks/README.md, from the results files
+python benchmarks/tables.py --only summary
 ls -l benchmarks/results/

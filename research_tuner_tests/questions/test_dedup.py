@@ -130,22 +130,45 @@ def test_shared_content_words_raise_the_cosine_a_pair_needs():
     assert len(duplicate_pairs(texts, cfg)) == 0  # the overlap-aware rule keeps both
 
 
+#: The first 38 topics of paraphrase_quads.tsv are the set as first written; the other 30 were added later.
+FIRST_TOPICS = 38
+
+
 @pytest.fixture(scope="module")
-def quads_clusters():
-    texts = [t for col in ("question", "paraphrase", "light_edit", "hard_negative") for t in QUADS[col]]
-    return texts, clusters_of(len(texts), duplicate_pairs(texts, DedupSettings()))
+def labelled():
+    """The labelled texts and every pair the rule could link (benchmarks/labelled_paraphrases.py, which the
+    benchmark's cross-validation uses too)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from labelled_paraphrases import PrecomputedPairs, load_quads
+
+    texts, topic, role = load_quads()
+    return texts, topic, role, PrecomputedPairs(texts, DedupSettings())
 
 
-def test_paraphrases_are_caught_and_distinct_questions_on_the_topic_kept(quads_clusters):
-    texts, labels = quads_clusters
-    n = len(QUADS)
-    question, paraphrase, light_edit, hard_negative = (labels[k * n:(k + 1) * n] for k in range(4))
+@pytest.mark.parametrize("fit_on", ["first", "later"])
+def test_paraphrases_are_caught_and_distinct_questions_on_the_topic_kept(labelled, fit_on):
+    """The semantic rule's thresholds fitted on one part of the labelled topics, checked on the other part: topics
+    held out from the fit. Measured (2026-12): fitted on the first 38 and scored on the later 30, 67% of the
+    paraphrases caught, 80% of the same-topic questions kept apart, F1 0.79; the other way round 82%, 74%,
+    F1 0.82. The bounds leave a question or two of slack; the light edits are lexical duplicates (no fit)."""
+    from labelled_paraphrases import fit, pair_counts, scores
+
+    texts, topic, role, pre = labelled
+    first = topic < FIRST_TOPICS
+    fitted_rows, held_rows = (np.flatnonzero(first), np.flatnonzero(~first))[:: 1 if fit_on == "first" else -1]
+    params, _ = fit(pre, fitted_rows, topic, role)
+    held_texts = [texts[i] for i in held_rows]
+    labels = clusters_of(len(held_texts), duplicate_pairs(held_texts, DedupSettings().model_copy(update=params)))
+    topics, roles = topic[held_rows], role[held_rows]
+    question, paraphrase, light_edit, hard_negative = (labels[roles == k] for k in range(4))
     assert (question == light_edit).mean() == 1.0
-    assert (question == paraphrase).mean() >= 0.75  # MiniLM misses the most reworded (see benchmarks)
-    assert (question != hard_negative).mean() >= 0.85
-    topics = np.tile(np.arange(n), 4)
+    assert (question == paraphrase).mean() >= 0.6  # MiniLM misses the most reworded (see docs/dedup.md)
+    assert (question != hard_negative).mean() >= 0.7
+    assert scores(*pair_counts(labels, topics, roles))["f1"] >= 0.75
     mixed = [label for label in np.unique(labels) if len(set(topics[labels == label])) > 1]
-    assert len(mixed) <= 1  # clusters stay within one topic (68 topics: at most one stray merge)
+    assert len(mixed) <= 1  # clusters stay within one topic (at most one stray merge)
 
 
 def test_split_keeps_earlier_assignments_when_rows_are_added():

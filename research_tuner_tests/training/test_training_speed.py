@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from research_tuner.lib.shared.hardware import plan_hardware
 from research_tuner.lib.training.batching import LengthBucketSampler, PaddingStats, batch_token_counts
@@ -183,6 +184,7 @@ def test_asset_exports_a_merged_model_equal_to_the_adapter_model(tiny_model_dir,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from research_tuner.lib.shared.inference import load_for_inference
+    from research_tuner.lib.training.trainer import build_trainer
     from research_tuner.resources import PipelineSettings
     from research_tuner.training.assets import lora_adapter
 
@@ -204,8 +206,14 @@ def test_asset_exports_a_merged_model_equal_to_the_adapter_model(tiny_model_dir,
     assert (merged_dir / "model.safetensors").is_file() and (merged_dir / "tokenizer_config.json").is_file()
     manifest = json.loads((export / "manifest.json").read_text())
     result = manifest["result"]
-    assert result["tokens_seen"] > 0 and result["tokens_per_second"] > 0 and 0 <= result["padding_waste"] < 1
-    assert result["trainable_params"] > 0 and result["final_train_loss"] is not None
+    # the manifest's figures are the run's: the adapter's own size, every train token seen once, the last loss
+    adapter = load_file(export / "adapter" / "adapter_model.safetensors")
+    assert result["trainable_params"] == sum(t.numel() for t in adapter.values())
+    train = pd.DataFrame([r for r in rows if r["split"] == "train"])
+    tokenized = build_trainer(train, train.iloc[:0], settings.resolve().training, tmp_path / "count").train_dataset
+    assert result["global_step"] == 3 and result["tokens_seen"] == sum(len(ids) for ids in tokenized["input_ids"])
+    log = pd.read_parquet(export / "training_log.parquet")
+    assert result["final_train_loss"] == log["loss"].dropna().iloc[-1]
 
     model, tokenizer = load_for_inference(str(tiny_model_dir), export / "adapter", precision="fp32")
     merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()
@@ -222,17 +230,27 @@ def test_asset_exports_a_merged_model_equal_to_the_adapter_model(tiny_model_dir,
 
 
 def test_bf16_training_reports_speed_and_padding(tiny_model_dir, tmp_path):
+    """The tokens, padding and speed a run reports are those of the batches it trained on."""
     from research_tuner.lib.training.train import train_lora
+    from research_tuner.lib.training.trainer import build_trainer
     from research_tuner.settings import TrainingSettings
 
     data = pd.DataFrame({"question": [f"Why {i}?" for i in range(4)],
-                         "approach": [f"## Hypothesis\nBecause {i}." for i in range(4)]})
+                         "approach": [f"## Hypothesis\nBecause {' and so' * (4 * i)}." for i in range(4)]})
     settings = TrainingSettings(base_model=str(tiny_model_dir), precision="bf16", per_device_batch_size=2,
                                 gradient_accumulation_steps=1, max_length=128, eval_on_start=False)
-    result = train_lora(data, data, settings, tmp_path, max_steps=2)
+    # the batches the run will train on: the same trainer's dataloader, with the same seeded sampler
+    batches = list(build_trainer(data, data, settings, tmp_path / "peek", max_steps=2).get_train_dataloader())
+    real = sum(int(b["attention_mask"].sum()) for b in batches)
+    total = sum(b["attention_mask"].numel() for b in batches)
+    assert len(batches) == 2 and real < total  # the lengths differ, so the batches carry padding
+
+    result = train_lora(data, data, settings, tmp_path / "run", max_steps=2)
     assert result.hardware.precision == "bf16" and result.global_step == 2
-    assert result.padding_waste is not None and 0 <= result.padding_waste < 0.5
-    assert result.tokens_seen > 0 and result.tokens_per_second > 0
+    assert result.tokens_seen == real
+    assert result.padding_waste == pytest.approx(1 - real / total)
+    assert 0 < result.train_time_s < result.wall_time_s  # steps only: loading and saving are left out
+    assert result.tokens_per_second == pytest.approx(real / result.train_time_s)
 
 
 def test_build_trainer_swaps_lora_dropout_on_a_cpu(tiny_model_dir, tmp_path):

@@ -1,11 +1,11 @@
 """Cheaper LoRA internals for training, with the same maths: a faster dropout on a CPU, and no float32 round
 trips under autocast.
 
-Measured on SmolLM2-135M on 2 AMD EPYC cores (torch 2.13): `nn.Dropout` on the input of each of the 210
-LoRA layers took 18% of a training step, because torch's CPU `bernoulli_` uses MKL's fast generator only on
-Intel CPUs; a mask from `torch.rand` was ~3x faster, and still 12% of a step (torch's CPU generator is a
-Mersenne Twister, one float per element). `CpuDropout` draws 16-bit integers from NumPy's SFC64 generator,
-another ~2.3x faster. And PEFT casts every LoRA layer's input to the float32 of the LoRA weights, which
+On a CPU, `nn.Dropout` on the input of each of the 210 LoRA layers of SmolLM2-135M is a visible share of a
+training step: torch's CPU `bernoulli_` uses MKL's fast generator only on Intel CPUs, and a mask from
+`torch.rand` still draws one float per element from a Mersenne Twister. `CpuDropout` draws 16-bit integers from
+NumPy's SFC64 generator instead. benchmarks/bench_step_profile.py measures each generator's share of a step and
+the time of one mask. And PEFT casts every LoRA layer's input to the float32 of the LoRA weights, which
 bfloat16 autocast then casts straight back for the matmul.
 """
 

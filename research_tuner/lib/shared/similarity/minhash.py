@@ -1,7 +1,8 @@
 """Lexical near-duplicates: word-shingle MinHash with LSH banding, vectorised with NumPy.
 
-Why not datasketch's MinHashLSH: it hashes every shingle and inserts every signature in Python, which
-is about 10x slower than needed for a million questions. Here every step runs over whole arrays:
+Why not datasketch's MinHashLSH: it hashes every shingle and inserts every signature in Python, on its bulk
+path (`MinHash.bulk`, `insertion_session`) too; benchmarks/bench_dedup.py times both of its ways against this
+module at up to a million questions. Here every step runs over whole arrays:
 
 1. Each question's words (after `normalize_question`) are hashed once (pandas' vectorised SipHash);
    k-word shingles are mixed from consecutive word hashes.
