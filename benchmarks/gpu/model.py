@@ -41,14 +41,19 @@ LLAMA_3_2_3B = dict(
     mlp_bias=False,
     initializer_range=0.02,
 )
+#: SmolLM2-135M-Instruct's architecture (the embedded model; 134.5 M parameters), to try the same ways on a CPU.
+SMOLLM2_135M = dict(LLAMA_3_2_3B, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, head_dim=64, vocab_size=49152,
+                    max_position_embeddings=8192, rope_theta=100000.0, rope_scaling=None)
 #: A 2-layer model of the same shape family for --dry-run (the vocabulary must hold the tokenizer's ids).
 TINY = dict(LLAMA_3_2_3B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, head_dim=16, vocab_size=49152)
-SIZES = {"llama-3.2-3b": LLAMA_3_2_3B, "tiny": TINY}
+SIZES = {"llama-3.2-3b": LLAMA_3_2_3B, "smollm2-135m": SMOLLM2_135M, "tiny": TINY}
 
-#: Sentences per approach section: (6, 11) for the paper's ~1,000-1,500 tokens; None for the dry run's ~180
-#: (one clause per section).
-SENTENCES = {"llama-3.2-3b": (6, 11), "tiny": None}
+#: How long the synthetic pairs are (training_data.synthetic_pairs): the paper's ~1,000-1,500 tokens, the CPU
+#: benchmark's ~180-570 (benchmarks/bench_training.py), and the dry run's ~200 (one clause per section).
+PAIRS = {"llama-3.2-3b": {"sentences_per_section": (6, 11)}, "smollm2-135m": {"max_sentences": 4},
+         "tiny": {"max_sentences": 1}}
 
 
 def tokenizer_source() -> str:
@@ -94,7 +99,7 @@ def training_pairs(size: str, n: int, seed: int = 0):
     sys.path.insert(0, str(HERE.parent))
     from training_data import synthetic_pairs
 
-    return synthetic_pairs(n, seed=seed, max_sentences=1, sentences_per_section=SENTENCES[size])
+    return synthetic_pairs(n, seed=seed, **PAIRS[size])
 
 
 def token_lengths(frame, tokenizer) -> list[int]:
