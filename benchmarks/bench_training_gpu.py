@@ -100,6 +100,8 @@ def helps(candidate: dict, best: dict, reference_loss: float | None) -> tuple[bo
     """Whether `candidate` beats `best`: its interval above best's, and its first step's loss the reference's."""
     if candidate.get("error") or not candidate.get("tokens_per_s"):
         return False, "did not run to the end"
+    if not best.get("tokens_per_s"):
+        return True, "the best so far did not run to the end"
     loss = candidate.get("first_step_loss")
     if reference_loss is not None and (loss is None or abs(loss - reference_loss) > LOSS_TOLERANCE * reference_loss):
         return False, f"step-1 loss {loss} differs from the plain path's {reference_loss}"

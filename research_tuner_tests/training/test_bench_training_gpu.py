@@ -86,3 +86,17 @@ def test_the_carried_wheels_pin_what_this_environment_runs():
         name, wanted = pin.split("==")
         if name != "liger-kernel":
             assert version(name) == wanted, name
+
+
+def test_the_carried_wheels_requirements_are_met_on_the_gpu_machine():
+    """Each carried distribution's requirements (read from the installed copies: the same versions as the
+    wheels) are in the GPU machine's image or carried too; an extra or another platform's need does not count."""
+    from importlib.metadata import requires
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu.carry import listed, unmet
+
+    carried = sorted(listed(ROOT / "benchmarks/gpu/wheels.txt") - {"liger-kernel"})  # CUDA only: not here
+    assert unmet({name: requires(name) or [] for name in carried}) == {}
+    assert unmet({"x": ["dagster>=1.13", "bitsandbytes; sys_platform == 'win32'", "rich; extra == 'cli'"]}) == {
+        "x": ["dagster>=1.13"]}

@@ -1,4 +1,4 @@
-"""How to train on the machine at hand: precision, attention kernel, optimizer, threads (plain Python).
+"""How to train on the machine at hand: precision, attention and loss kernels, optimizer, threads (plain Python).
 
 `plan_hardware` is a pure function of what the machine offers, so the choices for a GPU can be unit-tested
 on a machine without one; `detect_hardware` feeds it what this machine really has.
