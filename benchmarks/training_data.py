@@ -33,10 +33,12 @@ _SENTENCES = (
 )
 
 
-def synthetic_pairs(n: int, seed: int = 0, max_sentences: int = 4) -> pd.DataFrame:
+def synthetic_pairs(n: int, seed: int = 0, max_sentences: int = 4,
+                    sentences_per_section: tuple[int, int] | None = None) -> pd.DataFrame:
     """`n` rows of question and approach. Each example draws a verbosity k in 1..`max_sentences`, and each
     section gets 1..k sentences (the first section shortened to a clause when k is 1), so with the SmolLM2
-    tokenizer and chat template the examples run from ~150 to ~600 tokens."""
+    tokenizer and chat template the examples run from ~150 to ~600 tokens. With `sentences_per_section`
+    (lo, hi) each section gets lo..hi sentences instead (the paper's lengths: see bench_training_gpu.py)."""
     rng = random.Random(seed)
     subdomains = [s for field in load_taxonomy() for s in field.subdomains]
     rows = []
@@ -45,12 +47,13 @@ def synthetic_pairs(n: int, seed: int = 0, max_sentences: int = 4) -> pd.DataFra
         s, o = rng.choice(_SUBJECTS), rng.choice(_OBJECTS)
         question = f"{rng.choice(_OPENINGS)} {s} affect {o} in {domain}?"
         verbosity = rng.randint(1, max_sentences)
+        lo, hi = sentences_per_section or (1, verbosity)
         bodies = {
             name: " ".join(rng.choice(_SENTENCES).format(s=s, o=o, d=domain)
-                           for _ in range(rng.randint(1, verbosity)))
+                           for _ in range(rng.randint(lo, hi)))
             for name in SECTIONS
         }
-        if verbosity == 1:
+        if verbosity == 1 and sentences_per_section is None:
             bodies = {name: body.split(",")[0].rstrip(".") + "." for name, body in bodies.items()}
         rows.append({"question": question, "approach": assemble_markdown(bodies)})
     return pd.DataFrame(rows)

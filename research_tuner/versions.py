@@ -85,15 +85,16 @@ _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retri
                         "batch_completion_window", "batch_max_requests"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
-#: Training fields that change logging, checkpoint cadence, credentials or how many GPUs share the work (the
-#: effective batch stays the same), not the adapter.
 #: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.
 _JUDGE_OPERATIONAL = {"base_url", "api_key_env", "price_input_per_mtok", "price_output_per_mtok", "budget_usd",
                       "max_concurrency", "requests_per_minute", "tokens_per_minute", "mode"}
 _POINTWISE_ONLY = {"enabled", "max_tokens"}
 _PAIRWISE_ONLY = {"pairwise", "pairwise_max_tokens"}
+#: Training fields that change logging, checkpoint cadence, credentials, how many GPUs share the work (the
+#: effective batch stays the same) or which kernels compute the same maths, not the adapter.
 _TRAINING_OPERATIONAL = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "eval_on_start",
-                         "processes"}
+                         "processes", "gradient_checkpointing", "padding_free", "attention", "loss_kernel",
+                         "compile"}
 
 
 def _section(name: str, *, without: Iterable[str] = (), only: Iterable[str] | None = None) -> tuple:

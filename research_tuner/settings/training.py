@@ -31,10 +31,12 @@ class TrainingSettings(Strict):
     epochs: float = Field(default=2.0, gt=0)
     max_length: int = Field(default=2048, ge=32, description="Tokens per example, prompt included.")
     seed: int = 0
-    gradient_checkpointing: bool = Field(
+    gradient_checkpointing: bool | Literal["auto"] = Field(
         default=False,
         description="Recompute activations in the backward pass: less memory, ~30% more compute. Off unless "
-        "memory needs it (TRL's default is on).",
+        "memory needs it (TRL's default is on). 'auto': on a GPU, on only when the memory estimate "
+        "(lib/training/memory.py: weights, optimizer state, and the activations a probe forward saves, scaled to "
+        "per_device_batch_size x max_length tokens) exceeds what the GPU has; off on a CPU.",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16", "bf16-mixed"] = Field(
         default="auto",
@@ -46,6 +48,31 @@ class TrainingSettings(Strict):
         default="length_grouped",
         description="'length_grouped': each optimizer step takes examples of similar length (seeded, a new "
         "order every epoch), so batches carry little padding. 'random': plain shuffling.",
+    )
+    padding_free: bool = Field(
+        default=False,
+        description="Concatenate each micro-batch's examples into one row with per-example position ids, "
+        "without padding. The attention keeps examples apart: flash_attention_2 by varlen, flex_attention by a "
+        "block-sparse document mask, sdpa and eager by a dense block-diagonal mask (correct, but every score of "
+        "the row is computed).",
+    )
+    attention: Literal["auto", "sdpa", "flex_attention", "flash_attention_2", "eager"] = Field(
+        default="auto",
+        description="The attention kernel. 'auto': FlashAttention 2 on an Ampere-or-newer GPU when flash-attn is "
+        "installed and the precision is half, else SDPA. 'flex_attention': PyTorch's FlexAttention (compiled at "
+        "the first step; training needs CUDA).",
+    )
+    loss_kernel: Literal["auto", "trl", "chunked", "liger"] = Field(
+        default="auto",
+        description="How the LM head and the loss run. 'trl': TRL's fused LM head (on a GPU only the labelled "
+        "positions, on a CPU every one). 'chunked': the project's (lib/training/completion_loss.py: labelled "
+        "positions only, the gradient in the same pass). 'liger': Liger's fused linear cross-entropy over the "
+        "labelled positions (needs CUDA and liger-kernel). 'auto': chunked on a CPU, trl on a GPU.",
+    )
+    compile: bool = Field(
+        default=False,
+        description="torch.compile each decoder layer (one compiled graph shared by all layers); the first steps "
+        "pay for the compilation.",
     )
     export_merged: bool = Field(
         default=False,
@@ -88,6 +115,16 @@ class TrainingSettings(Strict):
     def _check_processes(self) -> TrainingSettings:
         if isinstance(self.processes, int):
             self.accumulation_per_process(self.processes)  # 'auto' is checked once the GPUs are counted
+        return self
+
+    @model_validator(mode="after")
+    def _check_kernels(self) -> TrainingSettings:
+        """Combinations no machine can run; what a given machine lacks is checked by the hardware plan."""
+        if self.attention == "flash_attention_2" and self.precision in ("fp32", "bf16-mixed"):
+            raise SettingsError(
+                f"training.attention=flash_attention_2 needs half-precision weights, not "
+                f"training.precision={self.precision}: set precision to auto, bf16 or fp16, or attention to sdpa"
+            )
         return self
 
 

@@ -3,6 +3,8 @@ gradients, chunked or not, in float32 and under bfloat16 autocast, and in the tr
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 import torch
@@ -122,7 +124,7 @@ def test_the_trainer_uses_it_on_a_cpu_and_gets_trls_loss(tiny_model_dir, tmp_pat
     model.train()
     assert trainer._completion_loss_applies(model, batch)
     ours = trainer.compute_loss(model, dict(batch), num_items_in_batch=None)
-    trainer.hardware = trainer.hardware.__class__(**{**trainer.hardware.__dict__, "completion_loss": False})
+    trainer.hardware = dataclasses.replace(trainer.hardware, loss_kernel="trl")
     assert not trainer._completion_loss_applies(model, batch)
     trls = trainer.compute_loss(model, dict(batch), num_items_in_batch=None)
     assert float(ours) == pytest.approx(float(trls), rel=1e-5)

@@ -56,7 +56,7 @@ def load_base_model(settings: TrainingSettings, plan: HardwarePlan, tokenizer, t
             model.resize_token_embeddings(len(tokenizer))
         model = prepare_model_for_kbit_training(
             model,
-            use_gradient_checkpointing=settings.gradient_checkpointing,
+            use_gradient_checkpointing=settings.gradient_checkpointing is True,  # 'auto': the trainer decides
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
         return model

@@ -1,4 +1,5 @@
-"""Training batches with little padding: a deterministic length-bucketing sampler, and padding accounting.
+"""Training batches with little padding: a deterministic length-bucketing sampler, padding-free rows, and
+padding accounting.
 
 A batch is padded to its longest example, so a batch of one 180-token and one 570-token example spends
 most of its compute on padding. `LengthBucketSampler` puts examples of similar length into the same
@@ -6,12 +7,16 @@ optimizer step: it shuffles (seeded, per epoch), cuts the shuffled order into me
 mega-batch by length, cuts it into optimizer-step batches, and shuffles the order of those batches so
 that the run does not see short examples first and long ones last.
 
-Why not packing or padding-free rows on a CPU: transformers 5 turns `position_ids` that restart at 0 into
-a block-diagonal mask for SDPA (`masking_utils.find_packed_sequence_indices`, when there is no attention
-mask and no KV cache, as in training), so a flattened row does not attend across example boundaries
-(research_tuner_tests/training/test_training_speed.py checks it); but without a varlen (FlashAttention) kernel that mask is dense, and
-SDPA computes every one of the L x L scores of the flattened row, most of them masked away. With bucketing,
-padding is already a few percent, and attention stays per example.
+Padding-free rows (`training.padding_free`, `padding_free_collator`): each micro-batch's examples are
+concatenated into one row whose `position_ids` restart at 0 for every example, with no attention mask; the
+first label of each example is masked, so no example predicts from another's last token. transformers 5 turns
+restarting `position_ids` into a per-example mask (`masking_utils.find_packed_sequence_indices`, when there is
+no attention mask and no KV cache, as in training): for FlexAttention a block-sparse document mask that skips
+the blocks between examples, for FlashAttention 2 varlen boundaries (the collator's `cu_seq_lens`), and for
+SDPA and eager a dense block-diagonal mask, which is correct (research_tuner_tests/training/ checks each against
+the padded batch) but computes every one of the L x L scores of the row, most of them masked away. So on a CPU,
+whose only training kernels are SDPA and eager, bucketing is the default: padding is already a few percent, and
+attention stays per example.
 """
 
 from __future__ import annotations
@@ -60,6 +65,15 @@ class LengthBucketSampler(Sampler[int]):
         rest = [b for b in batches if len(b) != self.step_size]
         shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
         return iter([i for batch in shuffled + rest for i in batch])
+
+
+def padding_free_collator(pad_token_id: int):
+    """TRL's language-modelling collator in its padding-free mode: one row per micro-batch, restarting
+    `position_ids`, the first label of each example masked, and the varlen boundaries FlashAttention reads.
+    Given to the trainer as its collator, so TRL's own truncation to `max_length` still applies."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=True)
 
 
 def batch_token_counts(batch: dict) -> tuple[int, int]:

@@ -11,6 +11,9 @@ summed negative log-likelihood and its gradient with respect to those hidden sta
 the backward. The maths is the same as TRL's: the loss is the sum over labelled tokens of -log p(label),
 divided by the number of labelled tokens in the whole accumulated batch; the matmuls run in the autocast dtype
 and the softmax in float32.
+
+With `kernel="liger"` the same gathered positions go through Liger's fused linear cross-entropy (Triton, CUDA
+only), which also never holds the logits; it reports token accuracy but no entropy.
 """
 
 from __future__ import annotations
@@ -84,11 +87,13 @@ def can_use(causal_lm) -> bool:
     )
 
 
-def completion_nll(causal_lm, inputs: dict, num_items_in_batch=None) -> CompletionLoss:
+def completion_nll(causal_lm, inputs: dict, num_items_in_batch=None, kernel: str = "chunked") -> CompletionLoss:
     """The next-token loss over positions whose label is not -100, divided by `num_items_in_batch` (the
     labelled tokens of the whole accumulated batch, as the Trainer passes it) or else by this batch's count.
 
     `causal_lm` is the (LoRA-injected) causal LM itself, not a DDP wrapper: the decoder is called directly.
+    `inputs` is a padded batch (with an attention mask) or a padding-free row (with restarting position ids).
+    `kernel` is "chunked" (this module's) or "liger".
     """
     backbone = getattr(causal_lm, causal_lm.base_model_prefix)
     labels = inputs["labels"]
@@ -105,7 +110,10 @@ def completion_nll(causal_lm, inputs: dict, num_items_in_batch=None) -> Completi
     stats = {"entropy_sum": 0.0, "n_correct": 0}
     need_grad = selected.requires_grad and torch.is_grad_enabled()  # grad mode is off inside forward()
     with torch.autocast(device_type, enabled=False):
-        total = _LinearCrossEntropy.apply(selected, weight, targets[mask], compute_dtype, stats, need_grad)
+        if kernel == "liger":
+            total = _liger_sum(selected, weight, targets[mask], compute_dtype, stats)
+        else:
+            total = _LinearCrossEntropy.apply(selected, weight, targets[mask], compute_dtype, stats, need_grad)
     n_tokens = int(mask.sum())
     divisor = num_items_in_batch if num_items_in_batch is not None else max(n_tokens, 1)
     return CompletionLoss(
@@ -114,3 +122,18 @@ def completion_nll(causal_lm, inputs: dict, num_items_in_batch=None) -> Completi
         entropy_sum=stats["entropy_sum"],
         n_correct=stats["n_correct"],
     )
+
+
+def _liger_sum(hidden, weight, targets, compute_dtype, stats) -> torch.Tensor:
+    """Summed -log p(target) by Liger's fused linear cross-entropy; `stats` gets the exact predictions (Liger
+    computes no entropy, so `entropy_sum` stays NaN)."""
+    from liger_kernel.transformers.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyLoss
+
+    if hidden.shape[0] == 0:
+        stats["entropy_sum"] = float("nan")
+        return hidden.sum() * 0.0  # connected to the graph, as the chunked kernel's empty sum is
+    loss_fn = LigerFusedLinearCrossEntropyLoss(reduction="sum", return_token_accuracy=True)
+    out = loss_fn(weight.to(compute_dtype), hidden.to(compute_dtype), targets)
+    stats["n_correct"] += int(round(float(out.token_accuracy) * targets.numel()))
+    stats["entropy_sum"] = float("nan")
+    return out.loss.float()

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 #: Settings that do not change what is trained, so changing them does not discard checkpoints.
 #: `processes` is one of them: the effective batch, the examples of each optimizer step and the loss
 #: normalisation are the same for any number of processes (up to float rounding), so a run can resume on more
-#: or fewer GPUs.
-NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "export_merged", "processes"}
+#: or fewer GPUs. The kernel choices (attention, loss, compilation, checkpointing, padding-free rows) compute the
+#: same maths, so a run may resume with faster ones.
+NOT_IN_FINGERPRINT = {"save_steps", "logging_steps", "hf_token_env", "evals_per_epoch", "export_merged", "processes",
+                      "gradient_checkpointing", "padding_free", "attention", "loss_kernel", "compile"}
 
 
 def to_prompt_completion(frame: pd.DataFrame):

@@ -41,3 +41,7 @@ class TrainingResult:
     hardware: HardwarePlan | None = None
     #: Data-parallel training processes (1: trained in the calling process).
     processes: int = 1
+    #: Whether activations were recomputed in the backward pass, and the memory estimate that decided it when
+    #: training.gradient_checkpointing is 'auto' (lib/training/memory.py; None otherwise).
+    gradient_checkpointing: bool = False
+    memory_estimate: dict | None = None

@@ -158,4 +158,7 @@ def train_in_process(
         padding_waste=trainer.padding.padding_waste,
         hardware=trainer.hardware,
         processes=int(trainer.args.world_size),
+        gradient_checkpointing=bool(getattr(trainer.args, "activation_checkpointing",
+                                            getattr(trainer.args, "gradient_checkpointing", False))),
+        memory_estimate=trainer.memory.summary() if trainer.memory is not None else None,
     )

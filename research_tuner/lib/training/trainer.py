@@ -1,6 +1,7 @@
 """The configured TRL `SFTTrainer`: the LoRA-wrapped model, the datasets, the hardware plan's fast paths, and a
-subclass that samples length-grouped batches, counts padding and, on a CPU, runs the loss over labelled
-positions only (completion_loss.py)."""
+subclass that samples length-grouped batches, counts padding and runs the loss over labelled positions only
+(completion_loss.py) where the plan says so; padding-free rows, regional compilation and gradient checkpointing
+'auto' as the settings say."""
 
 from __future__ import annotations
 
@@ -17,12 +18,19 @@ import torch
 from research_tuner.lib.shared.hardware import apply_process_settings, detect_hardware
 from research_tuner.lib.shared.models import hub_token, load_tokenizer, preferred_dtype
 from research_tuner.lib.training.base_model import load_base_model, lora_config
-from research_tuner.lib.training.batching import LengthBucketSampler, PaddingStats
+from research_tuner.lib.training.batching import (
+    LengthBucketSampler,
+    PaddingStats,
+    batch_token_counts,
+    padding_free_collator,
+)
 from research_tuner.lib.training.checkpoints import SAVE_TOTAL_LIMIT
+from research_tuner.lib.training.compiled import compile_decoder_layers
 from research_tuner.lib.training.completion_loss import can_use as completion_loss_can_use
 from research_tuner.lib.training.completion_loss import completion_nll
 from research_tuner.lib.training.data import to_prompt_completion
 from research_tuner.lib.training.lora_fast import no_input_cast_while_training, swap_lora_dropout
+from research_tuner.lib.training.memory import estimate_memory
 
 if TYPE_CHECKING:
     from research_tuner.settings import TrainingSettings
@@ -52,8 +60,9 @@ def build_trainer(
 ):
     """The configured `SFTTrainer` (LoRA-wrapped model, prepared datasets), without training it.
 
-    `trainer.hardware` is the plan it was configured with and `trainer.padding` counts the real and padded
-    tokens of the training batches (of this process's batches, under data parallelism).
+    `trainer.hardware` is the plan it was configured with, `trainer.padding` counts the real and padded
+    tokens of the training batches (of this process's batches, under data parallelism), and
+    `trainer.memory` is the estimate that decided gradient checkpointing 'auto' (None otherwise).
 
     In a data-parallel launch (WORLD_SIZE > 1) each process accumulates gradient_accumulation_steps / processes
     batches, so the effective batch is that of the settings.
@@ -64,7 +73,7 @@ def build_trainer(
     if len(train) == 0:
         raise ValueError("no training examples")
     token = hub_token(settings.hf_token_env)
-    plan = detect_hardware(settings.precision)
+    plan = detect_hardware(settings.precision, attention=settings.attention, loss_kernel=settings.loss_kernel)
     apply_process_settings(plan)
     dtype = preferred_dtype(plan.precision)
     processes = world_size()
@@ -90,14 +99,15 @@ def build_trainer(
         num_train_epochs=settings.epochs,
         max_steps=max_steps if max_steps is not None else -1,
         seed=settings.seed,
-        **_checkpointing_args(SFTConfig, settings.gradient_checkpointing),  # TRL's default is on
+        # TRL's default is on; 'auto' starts off and is decided once the LoRA model exists (below)
+        **_checkpointing_args(SFTConfig, settings.gradient_checkpointing is True),
         bf16=dtype == torch.bfloat16,  # TRL's default is True, even for a float32 model on a CPU
         fp16=dtype == torch.float16,
         tf32=plan.tf32 or None,
         optim=plan.optim,
         use_cpu=plan.device == "cpu",  # transformers refuses bf16 without a GPU unless told it is a CPU run
-        # data: batches of similar-length examples (see lib/batching.py); no packing, so attention stays
-        # within an example on every attention kernel
+        # data: batches of similar-length examples (see lib/batching.py); no packing, so each step holds the
+        # effective batch's examples; padding-free rows come from our collator (TRL's flag refuses max_length)
         max_length=settings.max_length,
         packing=False,
         padding_free=False,
@@ -131,11 +141,27 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=lora_config(settings),
         callbacks=list(callbacks),
+        data_collator=padding_free_collator(tokenizer.pad_token_id) if settings.padding_free else None,
     )
     trainer.remove_callback(PrinterCallback)  # with tqdm off it prints every log dict; `progress` reports instead
     trainer.hardware = plan
+    trainer.memory = None
+    if settings.gradient_checkpointing == "auto" and plan.device == "cuda":
+        trainer.memory = estimate_memory(
+            trainer.model,
+            tokens=settings.per_device_batch_size * settings.max_length,
+            device_bytes=torch.cuda.get_device_properties(model.device).total_memory,
+            autocast_dtype=dtype if dtype != torch.float32 else None,
+        )
+        if trainer.memory.needs_checkpointing:  # Trainer.train() turns it on from the arguments
+            for name, value in _checkpointing_args(SFTConfig, True).items():
+                setattr(trainer.args, name, value)
+        log.info("gradient checkpointing %s: %s", "on" if trainer.memory.needs_checkpointing else "off",
+                 trainer.memory.summary())
     if plan.device == "cpu":
         swap_lora_dropout(trainer.model)
+    if settings.compile:
+        compile_decoder_layers(trainer.model)
     if (args.bf16 or args.fp16) and not getattr(model, "is_loaded_in_4bit", False):
         trainer.add_callback(no_input_cast_while_training())
     return trainer
@@ -171,24 +197,25 @@ def _trainer_class(length_grouped: bool):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             # accelerate puts autocast around the model's forward; this path calls the decoder directly
             with self.accelerator.autocast():
-                result = completion_nll(model.get_base_model(), inputs, num_items_in_batch)
+                result = completion_nll(model.get_base_model(), inputs, num_items_in_batch, self.hardware.loss_kernel)
             mode = "train" if model.training else "eval"
             n = max(result.n_tokens, 1)
-            self._metrics[mode]["entropy"].append(result.entropy_sum / n)
+            if not math.isnan(result.entropy_sum):  # Liger computes no entropy
+                self._metrics[mode]["entropy"].append(result.entropy_sum / n)
             self._metrics[mode]["mean_token_accuracy"].append(result.n_correct / n)
             if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
+                self._total_train_tokens += batch_token_counts(inputs)[0]
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
             return result.loss
 
         def _completion_loss_applies(self, model, inputs) -> bool:
-            """The project's completion loss (lib/completion_loss.py) on a CPU run in one process with the
-            plain next-token loss; TRL's fused head otherwise (its GPU kernel already skips unlabelled
-            positions, and a DDP wrapper must see the forward call)."""
+            """The project's completion loss (lib/completion_loss.py) where the plan chose it (on a CPU by
+            default), in one process with the plain next-token loss; TRL's fused head otherwise (its GPU kernel
+            already skips unlabelled positions, and a DDP wrapper must see the forward call)."""
             return (
                 self.hardware.completion_loss
                 and isinstance(model, PeftModel)
-                and "attention_mask" in inputs
+                and ("attention_mask" in inputs or "position_ids" in inputs)
                 and self.args.loss_type == "nll"
                 and self.label_smoother is None
                 and self.compute_loss_func is None
