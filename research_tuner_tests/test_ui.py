@@ -122,8 +122,30 @@ def open_page(driver, url: str) -> None:
     driver.get(url)
     wait_for(driver, lambda: driver.find_element(By.TAG_NAME, "nav") or True, "the page")
     time.sleep(1)
-    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):  # first-visit newsletter
+    skip_first_visit_dialog(driver)
+
+
+def skip_first_visit_dialog(driver) -> None:
+    """Dismiss the UI's first-visit newsletter dialog, which can open seconds after the page on a busy machine."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
         button.click()
+
+
+def click(driver, element, what: str) -> None:
+    """Click once nothing lies over the element: a late first-visit dialog is skipped, a closing one waited out."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    def clicked() -> bool:
+        skip_first_visit_dialog(driver)
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            return False
+        return True
+
+    wait_for(driver, clicked, what)
 
 
 def shot(driver, name: str) -> Path:
@@ -174,7 +196,7 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         link = browser.find_element(
             By.XPATH, f"//tr[.//*[contains(text(),'{figure}')]]//a[normalize-space()='[Show Markdown]']")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
-        link.click()
+        click(browser, link, f"the {figure} link")
         dialog = wait_for(browser, lambda: browser.find_element(By.CSS_SELECTOR, "[role=dialog]"), "the figure")
         image = wait_for(browser, lambda: dialog.find_element(By.CSS_SELECTOR, "img[src^='data:image/png']"),
                          "the plot image")
@@ -183,7 +205,7 @@ def test_eval_report_shows_the_evaluation_plots(ui, browser):
         wait_for(browser, lambda: figure in dialog.text, f"the dialog's title {figure}")
         time.sleep(1)  # let the dialog's fade-in finish before the screenshot
         shot(browser, f"{3 + index}_eval_report_{figure}")
-        dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
+        click(browser, dialog.find_element(By.XPATH, ".//button[normalize-space()='Close']"), "Close")
         wait_for(browser, lambda: not browser.find_elements(By.CSS_SELECTOR, "[role=dialog]"), "the dialog to close")
 
 

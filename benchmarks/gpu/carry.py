@@ -1,7 +1,8 @@
 """What the GPU run carries (benchmarks/gpu/carry/, git-ignored): checks that the wheels' requirements are met on
 the GPU machine and that the tree that travels fits in the device tool's 64 MiB.
 
-    python benchmarks/gpu/carry.py      # fetch_wheels.sh runs it after downloading
+    python benchmarks/gpu/carry.py          # fetch_wheels.sh runs it after downloading
+    python benchmarks/gpu/carry.py --pins   # wheels.txt with each bare name pinned to the version installed here
 """
 
 from __future__ import annotations
@@ -27,6 +28,24 @@ def listed(path: Path) -> set[str]:
 
     lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
     return {canonicalize_name(line.split("==")[0]) for line in lines if line}
+
+
+def pinned(path: Path) -> list[str]:
+    """``name==version`` for each line of wheels.txt: a pinned line as written, a bare name in the version
+    installed in this environment (the one the tests ran with). A bare name that is not installed is an error."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for line in (line.split("#")[0].strip() for line in path.read_text().splitlines()):
+        if not line or "==" in line:
+            pins += [line] if line else []
+            continue
+        try:
+            pins.append(f"{line}=={version(line)}")
+        except PackageNotFoundError:
+            raise SystemExit(f"{line} (in {path.name}) is not installed here: run scripts/setup.sh, "
+                             f"or pin it as {line}==<version>") from None
+    return pins
 
 
 def unmet(requirements: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -72,6 +91,9 @@ def travelling_bytes() -> int:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--pins"]:  # fetch_wheels.sh: the exact versions to download
+        print("\n".join(pinned(HERE / "wheels.txt")))
+        return
     wheels = sorted((CARRY / "wheels").glob("*.whl"))
     pins = listed(HERE / "wheels.txt")
     problems = []

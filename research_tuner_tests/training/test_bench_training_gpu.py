@@ -76,16 +76,22 @@ def test_the_figures_and_what_the_gpu_machine_must_import(dry_run):
     assert dry_run["imports_missing_on_device"] == []  # the image plus the carried wheels hold everything
 
 
-def test_the_carried_wheels_pin_what_this_environment_runs():
-    """The GPU run carries the versions the tests here ran with (benchmarks/gpu/wheels.txt); liger-kernel, which
-    needs CUDA (Triton), is not installed here."""
+def test_the_carried_wheels_are_pinned_to_what_this_environment_runs(tmp_path):
+    """The GPU run carries the versions the tests here ran with: fetch_wheels.sh pins each bare name of
+    benchmarks/gpu/wheels.txt to the installed version, keeps a pinned line (liger-kernel: CUDA only, not here)
+    as written, and stops on a bare name that is not installed."""
     from importlib.metadata import version
 
-    pins = [line.split("#")[0].strip() for line in (ROOT / "benchmarks/gpu/wheels.txt").read_text().splitlines()]
-    for pin in filter(None, pins):
-        name, wanted = pin.split("==")
-        if name != "liger-kernel":
-            assert version(name) == wanted, name
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu.carry import pinned
+
+    pins = dict(pin.split("==") for pin in pinned(ROOT / "benchmarks/gpu/wheels.txt"))
+    assert pins.pop("liger-kernel") == "0.8.5"
+    assert pins and all(version(name) == wanted for name, wanted in pins.items())
+    listing = tmp_path / "wheels.txt"
+    listing.write_text("trl  # the trainer\nno-such-distribution-here\n")
+    with pytest.raises(SystemExit, match="no-such-distribution-here .* is not installed here"):
+        pinned(listing)
 
 
 def test_the_carried_wheels_requirements_are_met_on_the_gpu_machine():
