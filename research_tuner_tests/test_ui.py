@@ -289,3 +289,29 @@ def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
         run = dev.graphql(query, {"id": run_id})["runOrError"]
         assert SECRET not in json.dumps(run)
     assert files_containing(tmp, SECRET) == []
+
+
+def test_sigterm_stops_the_webserver_daemon_and_code_servers(ui):
+    """`kill <ui.sh>` (what a service manager sends) stops everything ui.sh started within 10 s, as Ctrl-C does.
+    Runs last in this module: it ends the module's `dagster dev`."""
+    dev, *_ = ui
+    started = dev.processes()
+    assert len(started) >= 4  # ui.sh, dagster dev, the webserver, the daemon (and the code servers)
+    dev.proc.terminate()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and running(started):
+        time.sleep(0.2)
+    assert running(started) == set(), f"still running 10 s after SIGTERM\n{dev.log_tail()}"
+
+
+def running(pids: set[int]) -> set[int]:
+    """Those of `pids` that still run (a zombie, ended but not yet reaped by its parent, does not)."""
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}   # the benchmarks reuse the tests' loopback server (research_tuner_tests/support)
 python benchmarks/bench_eval_generation.py
 python benchmarks/bench_teacher.py
 python benchmarks/bench_dedup.py "$@"

@@ -11,4 +11,15 @@ export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
-exec dagster dev -h "${RESEARCH_TUNER_UI_HOST:-127.0.0.1}" -p "${RESEARCH_TUNER_UI_PORT:-3000}" "$@"
+# `dagster dev` stops webserver, daemon and code servers on SIGINT (Ctrl-C) but outlives SIGTERM, which is what
+# `kill` and service managers send. So it runs as a job in its own process group (set -m), and this script turns
+# SIGTERM, SIGINT and SIGHUP into one SIGINT to that whole group, then waits for it to finish.
+set -m
+dagster dev -h "${RESEARCH_TUNER_UI_HOST:-127.0.0.1}" -p "${RESEARCH_TUNER_UI_PORT:-3000}" "$@" &
+dev=$!
+trap 'kill -INT -- "-$dev" 2>/dev/null || true' TERM INT HUP
+status=0
+while kill -0 "$dev" 2>/dev/null; do
+  wait "$dev" && status=0 || status=$?   # a trapped signal ends `wait` early: wait again until dagster dev exits
+done
+exit "$status"

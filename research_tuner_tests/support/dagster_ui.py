@@ -109,19 +109,25 @@ class DagsterDev:
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
-            # Ctrl-C to the process group this test started (dagster dev, webserver, daemon, code servers);
-            # whatever has not stopped after 20 s is killed.
-            os.killpg(self.proc.pid, signal.SIGINT)
+            # SIGTERM to ui.sh, as `kill` or a service manager sends it; ui.sh stops dagster dev's whole process
+            # group (webserver, daemon, code servers). Whatever still runs after 20 s is killed.
+            group = descendant_groups(self.proc.pid)
+            self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            for pgid in group | {self.proc.pid}:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             self.proc.wait()
         self._log.close()
+
+    def processes(self) -> set[int]:
+        """Pids of ui.sh and everything it started (dagster dev, webserver, daemon, code servers)."""
+        return {self.proc.pid} | descendants(self.proc.pid)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -212,3 +218,32 @@ class DagsterDev:
         if status != "SUCCESS":
             raise AssertionError(f"{job} [{partition}] ended {status} (run {run_id}):\n{self.log_tail()}")
         return run_id
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def descendant_groups(pid: int) -> set[int]:
+    """Process groups of the processes below `pid` (dagster dev runs in its own group under ui.sh)."""
+    groups = set()
+    for child in descendants(pid):
+        try:
+            groups.add(os.getpgid(child))
+        except ProcessLookupError:
+            pass
+    return groups
