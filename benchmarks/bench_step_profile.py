@@ -136,7 +136,7 @@ def run_variant(variant: str, data, model: str, batch: int, steps: int, work: Pa
     trainer = build_trainer(data, data.iloc[:0], settings(model, batch), work / variant, callbacks=[timer],
                             max_steps=steps + 1 + int(profile), eval_on_start=False)
     if variant == "trl_lm_head":
-        trainer.hardware = dataclasses.replace(trainer.hardware, completion_loss=False)
+        trainer.hardware = dataclasses.replace(trainer.hardware, loss_kernel="trl")  # TRL's head and loss
     makers = {"nn_dropout": nn.Dropout, "torch_rand_dropout": RandDropout, "no_dropout": lambda p: nn.Identity()}
     if variant in makers:
         set_lora_dropout(trainer.model, makers[variant])
