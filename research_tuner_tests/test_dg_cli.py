@@ -40,9 +40,10 @@ def test_dg_checks_and_lists_the_definitions(dg):
     from research_tuner.definitions import defs
 
     run, _ = dg
-    assert "All definitions loaded successfully" in run("check", "defs").stdout + run("check", "defs").stderr
+    checked = run("check", "defs")
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
     listed = json.loads(run("list", "defs", "--json").stdout)
-    keys = {asset["key"] for asset in listed["assets"]}
+    keys = {asset["asset_key"] for asset in listed["assets"]}
     assert keys == {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {job["name"] for job in listed["jobs"]} >= {"data_job", "training_job", "evaluation_job", "report_job"}
     assert {s["name"] for s in listed["schedules"]} == {"regeneration_schedule"}
