@@ -292,16 +292,20 @@ def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):
 
 
 def test_sigterm_stops_the_webserver_daemon_and_code_servers(ui):
-    """`kill <ui.sh>` (what a service manager sends) stops everything ui.sh started within 10 s, as Ctrl-C does.
-    Runs last in this module: it ends the module's `dagster dev`."""
+    """`kill <ui.sh>` (what a service manager sends) stops everything ui.sh started, as Ctrl-C does (on a quiet
+    machine within a few seconds; the bound here is generous, since a loaded one is slower, and a process
+    that outlived SIGTERM never stops at all). Runs last in this module: it ends the module's `dagster dev`."""
     dev, *_ = ui
     started = dev.processes()
     assert len(started) >= 4  # ui.sh, dagster dev, the webserver, the daemon (and the code servers)
+    t0 = time.monotonic()
     dev.proc.terminate()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and running(started):
+    while time.monotonic() < t0 + 60 and running(started):
         time.sleep(0.2)
-    assert running(started) == set(), f"still running 10 s after SIGTERM\n{dev.log_tail()}"
+    print(f"every process ui.sh started had stopped {time.monotonic() - t0:.1f} s after SIGTERM")
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+            for pid in running(started)}
+    assert left == {}, f"still running 60 s after SIGTERM\n{dev.log_tail()}"
 
 
 def running(pids: set[int]) -> set[int]:
