@@ -3,7 +3,7 @@ clearly, naming the key."""
 
 import pytest
 
-from research_tuner.cli import preflight
+from research_tuner.preflight import preflight
 from research_tuner.lib.shared.taxonomy import load_taxonomy
 from research_tuner.settings import LLAMA_PROJECTIONS, SettingsError, load_profile, parse_assignments
 
@@ -96,10 +96,11 @@ def test_unknown_profile_and_missing_file():
 def test_paper_profile_preflight_says_what_is_missing(monkeypatch):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN"):
         monkeypatch.delenv(var, raising=False)
-    problems = "\n".join(preflight(load_profile("paper")))
+    problems = "\n".join(preflight(load_profile("paper")).problems)
     assert "OPENAI_API_KEY is not set" in problems
     assert "HF_TOKEN" in problems
-    assert preflight(load_profile("demo")) == []
+    demo = preflight(load_profile("demo"))
+    assert (demo.problems, demo.warnings) == ([], [])
 
 
 def test_the_judge_is_the_teacher_unless_its_own_endpoint_is_set():
@@ -126,12 +127,12 @@ def test_preflight_names_a_missing_judge_key(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-teacher")
     monkeypatch.delenv("JUDGE_KEY", raising=False)
     own = load_profile("paper", overrides=parse_assignments(["evaluation.judge.api_key_env=JUDGE_KEY"]))
-    problems = "\n".join(preflight(own, will_train=False))
+    problems = "\n".join(preflight(own, will_train=False, contact_servers=False).problems)
     assert "the evaluation.judge is 'gpt-4.1-mini' on OpenAI, but the environment variable JUDGE_KEY is not set" \
         in problems
     off = load_profile("paper", overrides=parse_assignments(["evaluation.judge.api_key_env=JUDGE_KEY",
                                                              "evaluation.judge.pairwise=false"]))
-    assert preflight(off, will_train=False) == []  # a judge that is off needs no key
+    assert preflight(off, will_train=False, contact_servers=False).problems == []  # a judge that is off needs no key
 
 
 def test_numbers_in_exponent_form_are_numbers():
