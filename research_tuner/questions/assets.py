@@ -53,8 +53,8 @@ def raw_questions(
 ) -> pd.DataFrame:
     profile = settings.resolve()
     usage = Usage()
-    client = teacher.get(settings)
     with no_retry_on_config_error():
+        client = teacher.get(settings)
         frame = generate_questions(
             client,
             context.partition_key,
