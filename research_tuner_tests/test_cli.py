@@ -158,7 +158,7 @@ def test_check_fails_on_a_wrong_key_naming_url_and_variable(capsys, server, monk
     line = one_line_error(capsys, paper_check(server.base_url))
     assert server.base_url in line and "refused the API key in OPENAI_API_KEY" in line
     assert "0815" not in line
-    assert server.paths["POST /v1/chat/completions"] == 0
+    assert server.paths == {"GET /v1/models": 1}, "one probe, no completion"
 
 
 def test_check_fails_on_an_unknown_model(capsys, server):
