@@ -76,7 +76,7 @@ def check_servers(profile: Profile, report: Preflight, options: Options) -> None
             report.problems.append(str(exc))
             keyless.add((settings.base_url, settings.api_key_env))
             continue
-        if options.contact_servers:
+        if options.contact_servers and settings.check_server:
             for finding in probe_server(settings, keys, role=role):
                 {"ok": report.notes, "warning": report.warnings, "problem": report.problems}[finding.level].append(
                     finding.message)

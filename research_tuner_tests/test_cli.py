@@ -178,6 +178,11 @@ def test_check_names_the_judges_own_keys(capsys, server, monkeypatch):
     assert "evaluation.judge.api_key_env" in line
 
 
+def test_check_server_false_skips_the_probe(capsys, server):
+    assert cli.main(paper_check(server.base_url, "teacher.model=unlisted-deployment", "teacher.check_server=false")) == 0
+    assert "profile paper: ready" in capsys.readouterr().out and server.paths == {}
+
+
 def test_an_unreachable_server_fails_check_and_run_in_seconds(capsys, tmp_path):
     pytest.importorskip("torch")  # the training checks import it; its first import is not the server's time
     url = closed_port_url()

@@ -68,6 +68,9 @@ class TeacherSettings(Strict):
     batch_completion_window: str = Field(default="24h", pattern=r"^[1-9][0-9]*h$",
                                          description="Hours, as the Batch API takes them (OpenAI: '24h').")
     batch_max_requests: int = Field(default=50_000, ge=1, description="Requests per batch file (OpenAI: 50,000).")
+    check_server: bool = Field(
+        default=True, description="openai backend: `check` and the start of `run` ask the server GET /models once "
+        "(key accepted, model listed). Off for a server that serves models it does not list.")
 
     @field_validator("backend")
     @classmethod

@@ -98,7 +98,8 @@ def probe_server(settings: TeacherSettings, keys: Keys | None = None, *, role: s
                                                     if len(models) > SHOWN_MODELS else "")
         served = f"it serves {shown}" if models else "it lists no model"
         return [_problem(f"the {role} server {url} does not serve {keys.model}={settings.model!r}; {served}: "
-                         f"set {keys.model} to one of them")]
+                         f"set {keys.model} to one of them (or teacher.check_server=false for a server that "
+                         "serves models it does not list)")]
     return [Finding("ok", f"{role}: {url} answered in {elapsed_ms:.0f} ms, key accepted, {settings.model!r} "
                           "served")] + batch
 
