@@ -82,6 +82,15 @@ def test_a_url_from_openai_base_url_names_that_variable(monkeypatch):
     assert finding.level == "problem" and "fix OPENAI_BASE_URL" in finding.message
 
 
+def test_openai_itself_out_of_reach_points_at_the_network(monkeypatch):
+    """No base_url and no OPENAI_BASE_URL is OpenAI itself; 'start it' would be no advice there."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("HTTPS_PROXY", closed_port_url().removesuffix("/v1"))  # keeps the test off the internet
+    [finding] = probe_server(teacher(None))
+    assert finding.level == "problem" and "https://api.openai.com/v1" in finding.message
+    assert "check this machine's network or proxy, or set teacher.base_url" in finding.message
+
+
 def test_a_server_without_a_model_list_is_a_warning_not_a_refusal(server):
     server.known_models = None  # the fake then answers GET /models with 404, as a server without the route
     [finding] = probe_server(teacher(server.base_url))

@@ -80,12 +80,11 @@ def probe_server(settings: TeacherSettings, keys: Keys | None = None, *, role: s
                                    f"so {keys.model}={settings.model!r} is checked only by the first request")]
     except openai.APITimeoutError as exc:
         reason = cannot_connect(exc) or "no answer"
-        return [_problem(f"the {role} server {url} did not answer within {timeout:g} s ({reason}): start it or "
-                         f"check the network, or fix {_url_source(settings, keys)}")]
+        return [_problem(f"the {role} server {url} did not answer within {timeout:g} s ({reason}): "
+                         f"{_how_to_reach(settings, keys)}")]
     except openai.APIConnectionError as exc:
         reason = cannot_connect(exc) or "the connection failed"
-        return [_problem(f"cannot reach the {role} server {url} ({reason}): start it, or fix "
-                         f"{_url_source(settings, keys)}")]
+        return [_problem(f"cannot reach the {role} server {url} ({reason}): {_how_to_reach(settings, keys)}")]
     except openai.APIStatusError as exc:
         return [Finding("warning", f"the {role} server {url} answered GET /models with HTTP {exc.status_code} "
                                    f"({_said(exc, key)}); the run would go ahead")]
@@ -122,11 +121,13 @@ def _serves(models: list[str], model: str) -> bool:
     return model in models or f"{model}:latest" in models
 
 
-def _url_source(settings: TeacherSettings, keys: Keys) -> str:
-    """The setting or environment variable the URL came from."""
-    if not settings.base_url and os.environ.get("OPENAI_BASE_URL"):
-        return f"OPENAI_BASE_URL (the environment variable the URL comes from while {keys.base_url} is unset)"
-    return keys.base_url
+def _how_to_reach(settings: TeacherSettings, keys: Keys) -> str:
+    """What to fix: the setting or environment variable the URL came from, or the network to OpenAI itself."""
+    if settings.base_url:
+        return f"start it, or fix {keys.base_url}"
+    if os.environ.get("OPENAI_BASE_URL"):
+        return f"start it, or fix OPENAI_BASE_URL (the URL comes from it while {keys.base_url} is unset)"
+    return f"check this machine's network or proxy, or set {keys.base_url} to a server it can reach"
 
 
 def _said(exc: openai.APIStatusError, key: str) -> str:
