@@ -87,7 +87,7 @@ def probe_server(settings: TeacherSettings, keys: Keys | None = None, *, role: s
         return [_problem(f"cannot reach the {role} server {url} ({reason}): {_how_to_reach(settings, keys)}")]
     except openai.APIStatusError as exc:
         return [Finding("warning", f"the {role} server {url} answered GET /models with HTTP {exc.status_code} "
-                                   f"({_said(exc, key)}); the run would go ahead")]
+                                   f"({_said(exc, key)}); the run goes ahead")]
     except Exception as exc:  # a 200 whose body is not a model list: the server is there, the list unreadable
         return [Finding("warning", f"the {role} server {url} answered GET /models with no readable model list "
                                    f"({type(exc).__name__}); {keys.model} is checked only by the first request")]
@@ -99,7 +99,8 @@ def probe_server(settings: TeacherSettings, keys: Keys | None = None, *, role: s
         return [_problem(f"the {role} server {url} does not serve {keys.model}={settings.model!r}; {served}: "
                          f"set {keys.model} to one of them (or teacher.check_server=false for a server that "
                          "serves models it does not list)")]
-    return [Finding("ok", f"{role}: {url} answered in {elapsed_ms:.0f} ms, key accepted, {settings.model!r} "
+    key_said = f"the key in {var} accepted" if key_is_set else "no key needed"
+    return [Finding("ok", f"{role}: {url} answered in {elapsed_ms:.0f} ms, {key_said}, {settings.model!r} "
                           "served")] + batch
 
 
