@@ -207,6 +207,7 @@ class FakeOpenAIServer:
         # longer, malformed
         self.ignore_response_format = False  # answer as a server without structured output would
         self.batch_api = True  # False: the Batch API routes answer 404, as on a server without one
+        self.models_status: int | None = None  # GET /v1/models answers this error, its message echoing the key
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -302,6 +303,9 @@ class FakeOpenAIServer:
         refused = self._refused_key(request)
         if refused is not None:
             return refused
+        if self.models_status is not None:
+            sent = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"upstream failed for {sent}"}}, status=self.models_status)
         if self.known_models is None:
             return web.json_response({"error": {"message": "Not Found"}}, status=404)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in sorted(self.known_models)]

@@ -98,6 +98,15 @@ def test_a_server_without_a_model_list_is_a_warning_not_a_refusal(server):
     assert "does not list its models (GET /models: HTTP 404)" in finding.message and "teacher.model" in finding.message
 
 
+def test_a_broken_model_list_is_a_warning_with_the_servers_words_but_not_the_key(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    server.models_status = 502
+    [finding] = probe_server(teacher(server.base_url))
+    assert finding.level == "warning" and "answered GET /models with HTTP 502 (upstream failed for Bearer ***)" \
+        in finding.message
+    assert SECRET not in finding.message
+
+
 def test_batch_mode_needs_the_batch_api(server):
     assert levels(probe_server(teacher(server.base_url, mode="batch"))) == ["ok", "ok"]
     server.batch_api = False

@@ -10,6 +10,7 @@ The API key is sent, never printed: no message carries it or the server's words 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -133,7 +134,8 @@ def _how_to_reach(settings: TeacherSettings, keys: Keys) -> str:
 
 def _said(exc: openai.APIStatusError, key: str) -> str:
     """The server's own words, short, one line, with the key blanked out should it echo it."""
-    text = " ".join(str(getattr(exc, "message", "") or exc).split())[:160]
+    text = " ".join(str(getattr(exc, "message", "") or exc).split())
+    text = re.sub(r"^Error code: \d+ - ", "", text)[:160]
     return text.replace(key, "***") if key else text
 
 
