@@ -23,7 +23,7 @@ import pandas as pd
 
 from research_tuner.lake import lake_path, read_parquet
 from research_tuner.preflight import Preflight, preflight
-from research_tuner.settings import Profile, SettingsError, load_profile, parse_assignments, select_fields
+from research_tuner.settings import Profile, SettingsError, check_lake, load_profile, parse_assignments, select_fields
 
 __all__ = ["main", "preflight", "print_table"]
 
@@ -45,9 +45,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _checked_settings(args) -> tuple[Profile, list[str], Preflight]:
-    """The profile, the fields and the preflight of a `run` or `check` command, printing what it found."""
+def _checked_settings(args) -> tuple[Profile, list[str], str, Preflight]:
+    """The profile, fields, data lake and preflight of a `run` or `check` command, printing what it found."""
     fields = select_fields(args.fields)
+    lake = check_lake(args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
     report = preflight(profile)
     for note in report.notes:
@@ -56,7 +57,7 @@ def _checked_settings(args) -> tuple[Profile, list[str], Preflight]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr, flush=True)
-    return profile, fields, report
+    return profile, fields, lake, report
 
 
 def _run_config(args, lake: str) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def _instance():
 
 
 def run_pipeline(args) -> int:
-    profile, fields, report = _checked_settings(args)  # before Dagster loads: a mistake fails in seconds
+    profile, fields, lake, report = _checked_settings(args)  # before Dagster loads: a mistake fails in seconds
     if not report.ok:
         return 2  # the problems are printed, one line each
 
@@ -88,7 +89,6 @@ def run_pipeline(args) -> int:
     from research_tuner.interrupts import StopSignals
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
-    lake = args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")
     run_config = _run_config(args, lake)
     instance = _instance()
     started = time.monotonic()
@@ -225,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return run_pipeline(args)
         if args.command == "check":
-            profile, _, report = _checked_settings(args)
+            profile, _, _, report = _checked_settings(args)
             if report.ok:
                 print(f"profile {profile.name}: ready" + (f" ({len(report.warnings)} warning(s))"
                                                            if report.warnings else ""))
             return 0 if report.ok else 2
+        check_lake(args.lake)
         if args.command == "answer":
             if not args.question.strip():
                 raise SettingsError("the question is empty: research-tuner answer \"How does ...?\"")

@@ -105,6 +105,12 @@ def test_check_refuses_a_bad_field_list_too(capsys):
     assert "--fields is empty" in one_line_error(capsys, ["check", "--fields", ""])
 
 
+@pytest.mark.parametrize("command", [["check"], ["run"], ["table"], ["answer", "How?"]])
+def test_a_lake_url_of_no_installed_filesystem_is_named(capsys, command):
+    line = one_line_error(capsys, [*command, "--lake", "nosuchfs://bucket/lake"])
+    assert "--lake 'nosuchfs://bucket/lake'" in line and "nosuchfs" in line
+
+
 def test_table_without_a_report_names_the_lake(capsys, tmp_path):
     line = one_line_error(capsys, ["table", "--lake", str(tmp_path)])
     assert f"no evaluation report in {tmp_path / 'eval_report'}" in line and "research-tuner run" in line
@@ -179,7 +185,8 @@ def test_check_names_the_judges_own_keys(capsys, server, monkeypatch):
 
 
 def test_check_server_false_skips_the_probe(capsys, server):
-    assert cli.main(paper_check(server.base_url, "teacher.model=unlisted-deployment", "teacher.check_server=false")) == 0
+    args = paper_check(server.base_url, "teacher.model=unlisted-deployment", "teacher.check_server=false")
+    assert cli.main(args) == 0
     assert "profile paper: ready" in capsys.readouterr().out and server.paths == {}
 
 

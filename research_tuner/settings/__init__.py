@@ -6,13 +6,13 @@ over it, and the result is validated (unknown keys and bad values are errors tha
 anything runs.
 
 The package's modules hold the sections (teacher.py, data.py, training.py, evaluation.py), the profile
-that joins them (profile.py) and the run's choice of fields (fields.py); the names below are its public face.
+that joins them (profile.py) and a run's fields and data lake (selection.py); the names below are its public face.
 """
 
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.settings.data import DedupSettings, GenerationSettings, SplitSettings
 from research_tuner.settings.evaluation import EvaluationSettings, JudgeSettings
-from research_tuner.settings.fields import select_fields
+from research_tuner.settings.selection import check_lake, select_fields
 from research_tuner.settings.profile import PROFILE_NAMES, Profile, load_profile, parse_assignments
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import EMBEDDED_MODEL, LLAMA_PROJECTIONS, TrainingSettings, accumulation_problem
@@ -20,5 +20,5 @@ from research_tuner.settings.training import EMBEDDED_MODEL, LLAMA_PROJECTIONS, 
 __all__ = [
     "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "DedupSettings", "EvaluationSettings", "GenerationSettings",
     "JudgeSettings", "Profile", "SettingsError", "SplitSettings", "TeacherSettings", "TrainingSettings",
-    "accumulation_problem", "load_profile", "parse_assignments", "select_fields",
+    "accumulation_problem", "check_lake", "load_profile", "parse_assignments", "select_fields",
 ]

@@ -1,6 +1,9 @@
-"""Which research fields a run covers (`--fields`): all 8 by default, else a checked comma-separated list."""
+"""What a run covers besides the profile: its research fields (`--fields`: all 8 by default, else a checked
+comma-separated list) and its data lake (`--lake`: a folder or an fsspec URL whose filesystem is installed)."""
 
 from __future__ import annotations
+
+from upath import UPath
 
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.lib.shared.taxonomy import field_keys
@@ -26,3 +29,14 @@ def select_fields(text: str | None) -> list[str]:
     if repeated:
         raise SettingsError(f"--fields names {', '.join(repeated)} more than once")
     return names
+
+
+def check_lake(root: str) -> str:
+    """`root` if it names a folder or a URL of an installed fsspec filesystem; else a SettingsError saying why."""
+    if not root.strip():
+        raise SettingsError("--lake is empty: give a folder or an fsspec URL such as s3://bucket/lake")
+    try:
+        UPath(root)
+    except (ValueError, ImportError) as exc:
+        raise SettingsError(f"--lake {root!r}: {exc}") from None
+    return root
