@@ -17,13 +17,13 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from research_tuner.lake import lake_path, read_parquet
 from research_tuner.preflight import Preflight, preflight
 from research_tuner.settings import Profile, SettingsError, check_lake, load_profile, parse_assignments, select_fields
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main", "preflight", "print_table"]
 
@@ -137,6 +137,8 @@ class _Stopped(Exception):
 
 
 def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from research_tuner.lake import lake_path, read_parquet  # Dagster loads with it: not for a mistyped command
+
     folder = lake_path(lake, "eval_report")
     if not (folder / "scores_by_field.parquet").exists():
         raise SettingsError(f"no evaluation report in {folder}: run the pipeline first (research-tuner run "
@@ -145,6 +147,7 @@ def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def print_table(lake: str) -> None:
+    from research_tuner.lake import lake_path
     from research_tuner.lib.evaluation.metrics import metric_names
 
     scores, comparison = evaluation_table(lake)
@@ -166,6 +169,8 @@ def print_table(lake: str) -> None:
 
 def _print_preferences(lake: str) -> None:
     """The pairwise win rates over all fields and the verdict paragraph, where the report has them."""
+    from research_tuner.lake import lake_path, read_parquet
+
     folder = lake_path(lake, "eval_report")
     if (folder / "win_rates.parquet").exists():
         wins = read_parquet(folder / "win_rates.parquet")
@@ -182,7 +187,7 @@ def answer(args) -> int:
     """Answer a new research question with the fine-tuned model (or the base model) from the lake."""
     import json
 
-    from research_tuner.lake import local_copy
+    from research_tuner.lake import lake_path, local_copy
     from research_tuner.lib.shared.chat import student_prompt
     from research_tuner.lib.shared.inference import generate_as, load_for_inference
 
