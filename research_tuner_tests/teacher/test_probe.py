@@ -119,3 +119,9 @@ def test_the_judges_findings_name_the_judges_keys(server):
     keys = Keys("evaluation.judge.model", "teacher.base_url", "evaluation.judge.api_key_env", "evaluation.judge.mode")
     [finding] = probe_server(teacher(server.base_url, model="judge-70b"), keys, role="evaluation.judge")
     assert "the evaluation.judge server" in finding.message and "evaluation.judge.model='judge-70b'" in finding.message
+
+
+def test_a_password_in_the_url_is_not_printed():
+    url = closed_port_url().replace("http://", "http://alice:hunter2@")
+    [finding] = probe_server(teacher(url))
+    assert "http://***@127.0.0.1:" in finding.message and "hunter2" not in finding.message
