@@ -3,11 +3,12 @@
     research-tuner run                                  # demo profile, all 8 fields
     research-tuner run --profile paper --set teacher.max_concurrency=32
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
-    research-tuner check --profile paper                # preflight only: settings and credentials
+    research-tuner check --profile paper                # preflight only: settings, keys, servers, GPU
     research-tuner table                                # print the last evaluation table
     research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
 
 Runs go through the Dagster instance in $DAGSTER_HOME (when set), so they show in `dagster dev` too.
+A mistake in the command line or the settings is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -16,58 +17,47 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from research_tuner.preflight import Preflight, preflight
+from research_tuner.settings import Profile, SettingsError, check_lake, load_profile, parse_assignments, select_fields
 
-from research_tuner.lake import lake_path, read_parquet
-from research_tuner.lib.shared.taxonomy import field_keys
-from research_tuner.settings import Profile, SettingsError, load_profile, parse_assignments
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["main", "preflight", "print_table"]
 
 
-def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
-    """Problems to fix before any money or hours are spent (empty when all is well)."""
-    from research_tuner.lib.teacher.credentials import api_key_for
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad argument is one line (what is wrong, and where help is), not the usage block."""
 
-    problems = []
-    if profile.teacher.backend == "openai":
-        try:
-            api_key_for(profile.teacher)
-        except SettingsError as exc:
-            problems.append(str(exc))
-    judge = profile.evaluation.judge.teacher_settings(profile.teacher)
-    same_key = profile.teacher.backend == "openai" and (judge.api_key_env, judge.base_url) == (
-        profile.teacher.api_key_env, profile.teacher.base_url)
-    if profile.evaluation.judge.any_enabled and judge.backend == "openai" and not same_key:
-        try:
-            api_key_for(judge, role="evaluation.judge")
-        except SettingsError as exc:
-            problems.append(str(exc))
-    if will_train:
-        base = profile.training.base_model
-        if base.startswith("meta-llama/") and not os.environ.get(profile.training.hf_token_env):
-            problems.append(
-                f"training.base_model {base!r} is gated on the Hugging Face Hub: accept its licence and export "
-                f"a token in {profile.training.hf_token_env}, or set training.base_model to a local folder."
-            )
-        try:
-            import torch
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-            if "Llama-3.2-3B" in base and not torch.cuda.is_available():
-                problems.append(
-                    f"training.base_model {base!r} needs a CUDA GPU and none is visible; run on a GPU machine or "
-                    "choose a smaller model (e.g. --set training.base_model=embedded:SmolLM2-135M-Instruct)."
-                )
-        except ImportError:
-            problems.append("PyTorch is not installed: run scripts/setup.sh")
-        else:
-            from research_tuner.lib.training.distributed import check_processes
 
-            try:
-                check_processes(profile.training)  # more processes than GPUs, or a batch they cannot share
-            except SettingsError as exc:
-                problems.append(str(exc))
-    return problems
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _checked_settings(args) -> tuple[Profile, list[str], str, Preflight]:
+    """The profile, fields, data lake and preflight of a `run` or `check` command, printing what it found."""
+    fields = select_fields(args.fields)
+    lake = check_lake(args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
+    report = preflight(profile)
+    for note in report.notes:
+        print(f"ok: {note}", flush=True)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    for problem in report.problems:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+    return profile, fields, lake, report
 
 
 def _run_config(args, lake: str) -> dict[str, Any]:
@@ -88,6 +78,10 @@ def _instance():
 
 
 def run_pipeline(args) -> int:
+    profile, fields, lake, report = _checked_settings(args)  # before Dagster loads: a mistake fails in seconds
+    if not report.ok:
+        return 2  # the problems are printed, one line each
+
     import dagster as dg
     from transformers.utils import logging as hf_logging
 
@@ -95,18 +89,6 @@ def run_pipeline(args) -> int:
     from research_tuner.interrupts import StopSignals
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
-
-    profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
-    problems = preflight(profile)
-    if problems:
-        print("Cannot start:\n- " + "\n- ".join(problems), file=sys.stderr)
-        return 2
-    fields = args.fields.split(",") if args.fields else field_keys()
-    unknown = sorted(set(fields) - set(field_keys()))
-    if unknown:
-        print(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(field_keys())}", file=sys.stderr)
-        return 2
-    lake = args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")
     run_config = _run_config(args, lake)
     instance = _instance()
     started = time.monotonic()
@@ -155,11 +137,17 @@ class _Stopped(Exception):
 
 
 def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from research_tuner.lake import lake_path, read_parquet  # Dagster loads with it: not for a mistyped command
+
     folder = lake_path(lake, "eval_report")
+    if not (folder / "scores_by_field.parquet").exists():
+        raise SettingsError(f"no evaluation report in {folder}: run the pipeline first (research-tuner run "
+                            f"--lake {lake}), or name the lake that has one with --lake")
     return read_parquet(folder / "scores_by_field.parquet"), read_parquet(folder / "comparison.parquet")
 
 
 def print_table(lake: str) -> None:
+    from research_tuner.lake import lake_path
     from research_tuner.lib.evaluation.metrics import metric_names
 
     scores, comparison = evaluation_table(lake)
@@ -181,6 +169,8 @@ def print_table(lake: str) -> None:
 
 def _print_preferences(lake: str) -> None:
     """The pairwise win rates over all fields and the verdict paragraph, where the report has them."""
+    from research_tuner.lake import lake_path, read_parquet
+
     folder = lake_path(lake, "eval_report")
     if (folder / "win_rates.parquet").exists():
         wins = read_parquet(folder / "win_rates.parquet")
@@ -197,7 +187,7 @@ def answer(args) -> int:
     """Answer a new research question with the fine-tuned model (or the base model) from the lake."""
     import json
 
-    from research_tuner.lake import local_copy
+    from research_tuner.lake import lake_path, local_copy
     from research_tuner.lib.shared.chat import student_prompt
     from research_tuner.lib.shared.inference import generate_as, load_for_inference
 
@@ -218,7 +208,7 @@ def answer(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="research-tuner", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="research-tuner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("run", "check"):
         p = sub.add_parser(name)
@@ -233,23 +223,27 @@ def main(argv: list[str] | None = None) -> int:
     ask = sub.add_parser("answer", help="answer a research question with the trained model")
     ask.add_argument("question")
     ask.add_argument("--model", choices=["fine_tuned", "base"], default="fine_tuned")
-    ask.add_argument("--max-new-tokens", type=int, default=512)
+    ask.add_argument("--max-new-tokens", type=_positive_int, default=512)
     ask.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return run_pipeline(args)
         if args.command == "check":
-            profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
-            problems = preflight(profile)
-            print("\n".join(f"- {p}" for p in problems) if problems else f"profile {profile.name}: ready")
-            return 2 if problems else 0
+            profile, _, _, report = _checked_settings(args)
+            if report.ok:
+                print(f"profile {profile.name}: ready" + (f" ({len(report.warnings)} warning(s))"
+                                                           if report.warnings else ""))
+            return 0 if report.ok else 2
+        check_lake(args.lake)
         if args.command == "answer":
+            if not args.question.strip():
+                raise SettingsError("the question is empty: research-tuner answer \"How does ...?\"")
             return answer(args)
         print_table(args.lake)
         return 0
     except SettingsError as exc:
-        print(f"settings error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
 
 

@@ -82,7 +82,7 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
 _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retries", "request_timeout_s",
                         "price_input_per_mtok", "price_output_per_mtok", "requests_per_minute", "tokens_per_minute",
                         "budget_usd", "mode", "batch_price_factor", "batch_poll_interval_s",
-                        "batch_completion_window", "batch_max_requests"}
+                        "batch_completion_window", "batch_max_requests", "check_server"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.

@@ -58,6 +58,7 @@ def loopback_run(tmp_path_factory, tiny_model_dir):
         mp.setenv("OPENAI_API_KEY", SECRET)
         mp.setenv("JUDGE_API_KEY", JUDGE_SECRET)
         judge.expected_key = JUDGE_SECRET
+        server.known_models, judge.known_models = {"gpt-4.1-mini"}, {"judge-7b"}  # what the preflight asks for
         mp.setenv("RESEARCH_TUNER_WORK", str(tmp_path / "work"))
         home = tmp_path / "dagster_home"  # a real instance (SQLite), so the secret test can search it too
         home.mkdir()
@@ -90,6 +91,8 @@ def loopback_run(tmp_path_factory, tiny_model_dir):
 def test_whole_graph_writes_every_asset(loopback_run):
     code, lake, server, _, out, judge = loopback_run
     assert code == 0
+    assert f"ok: teacher: {server.base_url} answered" in out and f"ok: evaluation.judge: {judge.base_url}" in out
+    assert server.paths["GET /v1/models"] == judge.paths["GET /v1/models"] == 1  # the preflight, once each
     for asset, columns in REQUIRED_COLUMNS.items():
         for field in ("arts", "humanities"):
             frame = read_parquet(UPath(lake) / asset / f"{field}.parquet")

@@ -78,10 +78,13 @@ def test_research_tuner_run_stops_promptly_on_sigterm(tmp_path, tiny_model_dir):
         proc = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         try:
+            def chats() -> int:  # completions asked for, not the preflight's GET /v1/models
+                return server.paths["/v1/chat/completions"]
+
             deadline = time.monotonic() + 120
-            while server.requests == 0 and proc.poll() is None and time.monotonic() < deadline:
+            while chats() == 0 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert server.requests > 0, "the run never reached the teacher"
+            assert chats() > 0, "the run never reached the teacher"
             time.sleep(0.5)
             proc.send_signal(signum)
             sent = time.monotonic()

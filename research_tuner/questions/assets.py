@@ -18,6 +18,7 @@ from research_tuner.lib.questions.generate import generate_questions
 from research_tuner.lib.shared.similarity.pairs import KINDS
 from research_tuner.lib.shared.taxonomy import subdomain_rows
 from research_tuner.lib.teacher.base import Usage
+from research_tuner.lib.teacher.endpoint import display_url
 from research_tuner.metadata import ProgressLogger, counts_by, preview, usage_metadata
 from research_tuner.partitions import field_partitions
 from research_tuner.resources import PipelineSettings, TeacherResource
@@ -53,8 +54,9 @@ def raw_questions(
     profile = settings.resolve()
     usage = Usage()
     with no_retry_on_config_error():
+        client = teacher.get(settings)
         frame = generate_questions(
-            teacher.get(settings),
+            client,
             context.partition_key,
             subdomains["subdomain"].tolist(),
             profile.teacher,
@@ -64,8 +66,8 @@ def raw_questions(
         )
     if frame.empty:
         raise RuntimeError(
-            f"the teacher produced no usable question for {context.partition_key}: "
-            f"{usage.failure_reasons or 'no response'}; see the run log"
+            f"the teacher ({client.model!r} at {display_url(client.endpoint)}) produced no usable question for "
+            f"{context.partition_key}: {usage.failure_reasons or 'no response'}; see the run log"
         )
     context.add_output_metadata({
         "num_rows": len(frame),

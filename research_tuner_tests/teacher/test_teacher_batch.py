@@ -6,10 +6,10 @@ import signal
 import pytest
 
 from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.teacher.base import Usage
+from research_tuner.lib.teacher.base import TeacherConfigError, Usage
 from research_tuner.lib.teacher.registry import build_teacher
 from research_tuner.settings import load_profile
-from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault
+from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, closed_port_url
 from research_tuner_tests.support.teacher_worker import start_worker, synthetic_questions, wait_until
 
 
@@ -96,3 +96,20 @@ def test_a_batch_created_but_not_recorded_is_found_again_not_resubmitted(server,
     assert len(valid) == 5 and failed.empty
     assert server.paths["POST /v1/batches"] == 1 and server.paths["POST /v1/files"] == 1
     assert restarted.inner.batches_resumed == 1 and restarted.inner.batches_created == 0
+
+
+def test_a_batch_server_that_is_not_there_or_refuses_the_key_stops_with_the_url(server, tmp_path, monkeypatch):
+    questions = synthetic_questions(3)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    url = closed_port_url()
+    cfg = load_profile("paper", overrides={"teacher": {"base_url": url, "mode": "batch"}}).teacher
+    teacher = build_teacher(cfg, tmp_path / "closed.sqlite")
+    teacher.inner._client = teacher.inner._client.with_options(max_retries=0)  # the client's own backoff: seconds
+    with pytest.raises(TeacherConfigError, match=rf"cannot reach the batch server at {url}/? \(connection refused\)"):
+        generate_approaches(teacher, questions, cfg, Usage())
+    assert teacher.inner.budget.reserved_usd == pytest.approx(0), "nothing stays reserved for a batch that was never uploaded"
+    server.expected_key = "sk-another-key"
+    teacher, cfg = batch_teacher(server, tmp_path, monkeypatch)
+    with pytest.raises(TeacherConfigError, match="refused the batch upload \\(AuthenticationError, HTTP 401\\)"):
+        generate_approaches(teacher, questions, cfg, Usage())
+    assert server.paths["POST /v1/batches"] == 0

@@ -10,7 +10,8 @@ from research_tuner.lib.teacher.base import TeacherConfigError, Usage
 from research_tuner.lib.teacher.credentials import api_key_for
 from research_tuner.lib.teacher.registry import build_teacher
 from research_tuner.settings import SettingsError, load_profile
-from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault
+from research_tuner.lib.teacher.base import TeacherRequest
+from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, closed_port_url
 
 
 @pytest.fixture
@@ -80,6 +81,33 @@ def test_unknown_model_stops_with_its_name(server, tmp_path, monkeypatch):
     teacher, cfg = make_teacher(server, tmp_path, monkeypatch, model="gpt-9-imaginary")
     with pytest.raises(TeacherConfigError, match="gpt-9-imaginary"):
         generate_questions(teacher, "arts", ["music"], cfg, 5, Usage())
+
+
+def test_a_server_never_reached_stops_the_step_with_its_url(tmp_path, monkeypatch):
+    """A closed port is no blip: after one request's retries the whole step stops (no step retry minutes later),
+    and the error names the URL instead of counting APIConnectionErrors."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    url = closed_port_url()
+    cfg = paper_teacher_settings(url, max_retries=2)
+    teacher = build_teacher(cfg, tmp_path / "cache.sqlite")
+    teacher.inner.backoff_base_s = 0.01
+    with pytest.raises(TeacherConfigError, match=rf"cannot reach the teacher server at {url}/? \(connection refused, "
+                                                 r"3 attempt\(s\)\): start it, or fix teacher.base_url"):
+        generate_questions(teacher, "arts", ["music", "dance", "theatre"], cfg, 25, Usage())
+
+
+def test_a_server_that_answered_once_and_went_away_is_retried_as_a_fault(tmp_path, monkeypatch):
+    """Once the server has answered, a refused connection is an outage the step retry may outlast: a failure."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    request = TeacherRequest(({"role": "user", "content": "Say hi."},), 16, 0.0, 1.0, 0)
+    with FakeOpenAIServer() as server:
+        cfg = paper_teacher_settings(server.base_url, max_retries=1)
+        teacher = build_teacher(cfg, tmp_path / "cache.sqlite")
+        teacher.inner.backoff_base_s = 0.01
+        assert teacher.inner.complete([request], Usage())[0].text
+    usage = Usage()
+    [result] = teacher.inner.complete([request], usage)
+    assert result.reason == "APIConnectionError" and usage.failure_reasons == {"APIConnectionError": 1}
 
 
 def test_invalid_approaches_are_retried_then_recorded_not_written(server, tmp_path, monkeypatch):

@@ -83,14 +83,14 @@ def test_processes_are_checked_against_the_machine_and_the_batch(tiny_model_dir)
 
 
 def test_preflight_names_a_process_count_the_machine_cannot_run(monkeypatch):
-    from research_tuner import cli
     from research_tuner.lib.training import distributed
+    from research_tuner.preflight import preflight
 
     profile = load_profile("demo", overrides={"training": {"processes": 4, "gradient_accumulation_steps": 4}})
     monkeypatch.setattr(distributed, "visible_cuda_devices", lambda: 2)
-    assert any("training.processes=4, but 2 CUDA device(s)" in p for p in cli.preflight(profile))
+    assert any("training.processes=4, but 2 CUDA device(s)" in p for p in preflight(profile).problems)
     monkeypatch.setattr(distributed, "visible_cuda_devices", lambda: 4)
-    assert cli.preflight(profile) == []
+    assert preflight(profile).problems == []
 
 
 def test_callbacks_are_refused_before_any_process_starts(tiny_model_dir, tmp_path):

@@ -30,6 +30,7 @@ from research_tuner.lib.teacher.base import (
 from research_tuner.lib.teacher.budget import Budget
 from research_tuner.lib.teacher.cache import ResponseCache
 from research_tuner.lib.teacher.credentials import api_key_for
+from research_tuner.lib.teacher.endpoint import cannot_connect, display_url
 from research_tuner.lib.teacher.wire import MalformedResponse, chat_body, response_from_completion
 
 if TYPE_CHECKING:
@@ -120,8 +121,24 @@ class BatchTeacher:
             raise
         lines = [json.dumps({"custom_id": k, "method": "POST", "url": CHAT_ENDPOINT, "body": chat_body(self.model, r)})
                  for k, r in zip(keys, requests, strict=True)]
-        upload = self._client.files.create(file=("requests.jsonl", ("\n".join(lines) + "\n").encode()),
-                                           purpose="batch")
+        try:
+            upload = self._client.files.create(file=("requests.jsonl", ("\n".join(lines) + "\n").encode()),
+                                               purpose="batch")
+        except openai.APIConnectionError as exc:
+            for r in reservations:
+                self.budget.release(r)
+            reason = cannot_connect(exc)
+            if reason is None:
+                raise
+            raise TeacherConfigError(f"cannot reach the batch server at {display_url(self.endpoint)} ({reason}): "
+                                     "start it, or fix teacher.base_url (or OPENAI_BASE_URL)") from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+            for r in reservations:
+                self.budget.release(r)
+            raise TeacherConfigError(
+                f"the server at {display_url(self.endpoint)} refused the batch upload ({type(exc).__name__}, HTTP "
+                f"{exc.status_code}): check the key variable teacher.api_key_env names, and that the server has the "
+                "Batch API (else set teacher.mode=online)") from None
         self.cache.record_batch_file(upload.id, self.endpoint, self.model, keys)
         self._create(upload.id, maybe_exists=False)
         self._reservations[upload.id] = sum(reservations)

@@ -5,7 +5,9 @@ follows the configured requests/tokens per minute and the server's `x-ratelimit-
 the dollar budget (budget.py), which reserves each request's worst case before it is sent. Transient
 faults (429, 5xx, timeouts, dropped connections, malformed bodies) are retried with exponential backoff
 and jitter, honouring Retry-After; faults that retrying cannot fix (401, 403, 404, 400) raise
-TeacherConfigError at once, before more money is spent. When the budget is reached nothing new is
+TeacherConfigError at once, before more money is spent. So does a server that no connection could ever be
+made to (a closed port, an unknown host) once a request has used up its retries: a step retry minutes later
+would not find it either, and the error names the URL. When the budget is reached nothing new is
 sent, the requests in flight finish (and are stored by the caller), then BudgetExceeded is raised.
 """
 
@@ -30,6 +32,7 @@ from research_tuner.lib.teacher.base import (
 )
 from research_tuner.lib.teacher.budget import Budget, BudgetExceeded, estimate_prompt_tokens
 from research_tuner.lib.teacher.credentials import api_key_for
+from research_tuner.lib.teacher.endpoint import cannot_connect, display_url
 from research_tuner.lib.teacher.ratelimit import RateLimiter, retry_after_s
 from research_tuner.lib.teacher.wire import MalformedResponse, chat_body, response_from_completion
 
@@ -83,6 +86,7 @@ class OpenAITeacher:
                              "timeout": settings.request_timeout_s, "max_retries": 0}
         self.endpoint = str(openai.AsyncOpenAI(**self._client_args).base_url)
         self._schema_supported = True
+        self._reached = False  # whether the server ever answered (anything): until then a refusal is fatal
         # Kept across calls, so what was learned about the server's limit carries over to the next round.
         self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self.budget = budget or Budget(None, 0.0, 0.0)
@@ -158,12 +162,14 @@ class OpenAITeacher:
                 raise TeacherConfigError(
                     f"the teacher server refused the request ({type(exc).__name__}, HTTP "
                     f"{getattr(exc, 'status_code', '?')}): {getattr(exc, 'message', exc)}. Check the API key "
-                    f"variable, teacher.model ({self.model!r}) and teacher.base_url ({self.endpoint})."
+                    f"variable, teacher.model ({self.model!r}) and teacher.base_url ({display_url(self.endpoint)})."
                 ) from None
             except (*_TRANSIENT, MalformedResponse, ValueError) as exc:
                 self.budget.release(reservation)
                 now = time.monotonic()
                 last = type(exc).__name__
+                unreachable = cannot_connect(exc)
+                self._reached = self._reached or (unreachable is None and not isinstance(exc, openai.APITimeoutError))
                 delay = None
                 if isinstance(exc, openai.RateLimitError):
                     usage.rate_limited += 1
@@ -180,6 +186,11 @@ class OpenAITeacher:
                     self.limiter.observe(grant, _headers(exc), now)  # admitted, then failed: it counted
                     delay = retry_after_s(_headers(exc))
                 if attempt == self.max_retries:
+                    if unreachable and not self._reached:
+                        raise TeacherConfigError(
+                            f"cannot reach the teacher server at {display_url(self.endpoint)} ({unreachable}, "
+                            f"{attempt + 1} attempt(s)): start it, or fix teacher.base_url (or OPENAI_BASE_URL)"
+                        ) from None
                     break
                 attempt += 1
                 usage.retries += 1
@@ -187,6 +198,7 @@ class OpenAITeacher:
                     delay = self.backoff_base_s * 2 ** (attempt - 1) * (0.5 + random.random())
                 await asyncio.sleep(delay)
             else:
+                self._reached = True
                 self.budget.settle(reservation, response.prompt_tokens, response.completion_tokens)
                 self.limiter.observe(grant, headers, time.monotonic())
                 usage.record(response)
