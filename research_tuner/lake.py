@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from research_tuner.lake_records import CHEAP, Record, read_record, repair_command, write_record
+from research_tuner.lake_records import CHEAP, Record, read_record, record_path, repair_command
 
 #: Set on an AssetIn that fans in over partitions and can do without a lost one (it logs an error and rebuilds
 #: the partition's rows from elsewhere); without it, a lost partition fails the step.
@@ -216,7 +216,7 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             record = Record(asset, partition, digest, files=files, run_id=run_id, settings=settings)
         else:
             raise TypeError(f"the lake stores DataFrames and local folders, not {type(obj).__name__}")
-        write_record(self.root, record)
+        write_bytes_atomic(record.to_json(), record_path(self.root, asset, partition))  # after the data
         _record_data_version(context, digest)
         context.add_output_metadata({
             "path": dg.MetadataValue.path(str(target)),

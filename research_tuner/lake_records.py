@@ -1,6 +1,6 @@
 """What the lake has published: one small JSON record per partition, and the command that rebuilds one.
 
-The IO manager writes `<root>/_published/<asset>/<partition>.json` right after it publishes a partition: the
+The IO manager (lake.py) writes `<root>/_published/<asset>/<partition>.json` right after it publishes a partition: the
 version (the SHA-256 of the bytes, whose first 24 characters are the materialization's data version), the row
 count and Arrow schema, the run that wrote it and the run's `settings` resource config. The record lives in the
 lake beside the data, not only in the Dagster instance, because `research-tuner run` without DAGSTER_HOME uses a
@@ -42,15 +42,12 @@ class Record:
     def label(self) -> str:
         return self.asset + (f" [{self.partition}]" if self.partition is not None else "")
 
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
 
 def record_path(root: str, asset: str, partition: str | None) -> UPath:
     return UPath(root).joinpath(RECORDS, asset, f"{partition if partition is not None else asset}.json")
-
-
-def write_record(root: str, record: Record) -> None:
-    from research_tuner.lake import write_bytes_atomic
-
-    write_bytes_atomic(json.dumps(asdict(record), indent=1).encode(), record_path(root, record.asset, record.partition))
 
 
 def read_record(root: str, asset: str, partition: str | None) -> Record | None:
