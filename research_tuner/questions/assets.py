@@ -86,7 +86,8 @@ def raw_questions(
     "for each removed question the kept one it duplicates, the matching pair, its kind and similarity (the audit "
     "table).",
     # a field whose raw_questions file is lost does not block the others: its rows come from the last clusters
-    ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata={LOST_PARTITIONS_OK: True})},
+    ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
+                                     metadata={LOST_PARTITIONS_OK: True})},
     check_specs=[dg.AssetCheckSpec("one_kept_per_cluster", asset="question_clusters", blocking=True,
                                    description="Each cluster keeps exactly one question; removed ones point at it.")],
 )

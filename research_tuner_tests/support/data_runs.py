@@ -25,13 +25,14 @@ def data_run_config(lake: Path | str, base_url: str, work: Path | str) -> dict:
 
 
 def run_data_job(lake: Path | str, field: str, base_url: str, work: Path | str,
-                 instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """One data_job run for `field`; never raises for a failed step (read `.success` and the events)."""
+                 instance: dg.DagsterInstance, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
+    """One data_job run for `field` (only the assets in `selection` when given); never raises for a failed step
+    (read `.success` and the events)."""
     from research_tuner.definitions import defs
 
     return defs.resolve_job_def("data_job").execute_in_process(
         run_config=data_run_config(lake, base_url, work), partition_key=field, instance=instance,
-        raise_on_error=False,
+        raise_on_error=False, asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
     )
 
 
