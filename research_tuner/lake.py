@@ -84,7 +84,7 @@ class LakeReadError(dg.Failure):
         command = repair_command(root, asset, partition, record.settings if record else None)
         self.path, self.command = path, command
         super().__init__(
-            description=f"{where}: cannot read {path}: {problem}. Rematerialize it ({CHEAP}): {command}",
+            description=f"{where}: cannot read {path}: {problem.rstrip('.')}. Rematerialize it ({CHEAP}): {command}",
             metadata={"path": str(path), "repair": command},
             allow_retries=False,
         )
