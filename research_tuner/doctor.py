@@ -90,7 +90,8 @@ def check_lake(root: str, instance=None) -> tuple[list[Finding], int]:
 
     def report(asset: str, partition: str | None, path: UPath, problems: list[str], settings=None) -> None:
         label = asset + (f" [{partition}]" if partition is not None else "")
-        findings.extend(Finding(label, str(path), p, repair_command(root, asset, partition, settings)) for p in problems)
+        command = repair_command(root, asset, partition, settings)
+        findings.extend(Finding(label, str(path), problem, command) for problem in problems)
 
     for record in records:
         checked += 1

@@ -83,8 +83,9 @@ class LakeReadError(dg.Failure):
         where = asset + (f" partition {partition}" if partition is not None else "")
         command = repair_command(root, asset, partition, record.settings if record else None)
         self.path, self.command = path, command
+        self.summary = f"{where}: cannot read {path}: {problem.rstrip('.')}"  # without the repair
         super().__init__(
-            description=f"{where}: cannot read {path}: {problem.rstrip('.')}. Rematerialize it ({CHEAP}): {command}",
+            description=f"{self.summary}. Rematerialize it ({CHEAP}): {command}",
             metadata={"path": str(path), "repair": command},
             allow_retries=False,
         )
@@ -306,5 +307,5 @@ def stored_frame(io_manager, asset: str, partition: str | None = None, log=None)
         return None
     except LakeReadError as exc:
         if log is not None:
-            log.error(f"{exc.description.split('. Rematerialize')[0]}. Going on without it: this run replaces it.")
+            log.error(f"{exc.summary}. Going on without it: this run replaces it.")
         return None

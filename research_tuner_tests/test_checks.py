@@ -64,7 +64,8 @@ def test_a_passing_run_publishes_with_its_version_in_the_metadata(tmp_path):
         assert mat.metadata["lake/version"].value == record.version[:24], asset
         assert record.rows == mat.metadata["lake/rows"].value > 0
         assert record.settings["profile"] == "paper" and record.run_id == result.run_id
-    checks = [e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e.asset_check_evaluation_data for e in result.all_events
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(c.passed for c in checks if c.asset_check_key.name != "no_failed_approaches")
     partitioned = [c for c in checks if c.asset_check_key.asset_key.path[-1] != "question_clusters"]
     assert all(c.target_materialization_data.run_id == result.run_id for c in partitioned), "each judges its output"
