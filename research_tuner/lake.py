@@ -96,7 +96,7 @@ def read_partition(root: str, asset: str, partition: str | None) -> pd.DataFrame
     FileNotFoundError when the lake never published it (nothing to repair: it was never built)."""
     path = partition_file(root, asset, partition)
     try:
-        return read_parquet(path)
+        data = path.read_bytes()  # a dropped connection to S3 is not damage: it propagates, and the step may retry
     except FileNotFoundError:
         record = read_record(root, asset, partition)
         if record is None:
@@ -104,7 +104,9 @@ def read_partition(root: str, asset: str, partition: str | None) -> pd.DataFrame
         raise LakeReadError(root, asset, partition, path,
                             f"the file is gone although run {record.run_id or '?'} published it at "
                             f"{record.written_at}") from None
-    except Exception as exc:  # pyarrow's ArrowInvalid / OSError for a truncated or foreign file, and the like
+    try:
+        return pq.read_table(pa.BufferReader(data)).to_pandas()
+    except Exception as exc:  # whatever the bytes in hand fail with is damage: truncated, foreign, corrupt
         raise LakeReadError(root, asset, partition, path, f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -252,11 +254,9 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         except LakeReadError:
             raise
         except FileNotFoundError:
-            if partition is None:
-                raise
             path = partition_file(self.root, asset, partition)
-            raise FileNotFoundError(f"{path} is missing: materialize {asset} for partition(s) {partition} first") \
-                from None
+            which = f" for partition(s) {partition}" if partition is not None else ""
+            raise FileNotFoundError(f"{path} is missing: materialize {asset}{which} first") from None
 
     def _fan_in(self, context: dg.InputContext, asset: str, keys: list[str]) -> pd.DataFrame:
         """All partitions that exist. One never built is skipped (a run may build only some fields); one that
