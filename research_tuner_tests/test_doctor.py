@@ -1,18 +1,21 @@
 """`research-tuner doctor` on a lake the real data job built: nothing to report in a good lake; a truncated, a
 deleted and a schema-broken partition (and a damaged file with no record) each reported with its repair command;
-and a partition the Dagster instance materialized that the lake lost every trace of."""
+a folder asset with a file gone or resized; and a partition the Dagster instance materialized that the lake
+lost every trace of."""
 
 import contextlib
 import io
 import shutil
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 from upath import UPath
 
 from research_tuner import cli
 from research_tuner.doctor import check_lake
-from research_tuner.lake import read_parquet, write_parquet_atomic
+from research_tuner.lake import ParquetLakeIOManager, read_parquet, write_parquet_atomic
 from research_tuner.lake_records import record_path
 from research_tuner_tests.support.data_runs import run_data_job
 from research_tuner_tests.support.openai_server import FakeOpenAIServer
@@ -99,3 +102,24 @@ def test_the_instance_knows_a_partition_the_lake_lost_every_trace_of(built):
         assert check_lake(str(lake))[0] == []  # without the instance nothing says it ever existed
     finally:
         path.write_bytes(data), record.write_bytes(saved)
+
+
+def test_a_folder_asset_with_a_file_gone_or_resized_is_reported(tmp_path):
+    @dg.asset
+    def adapter() -> Path:
+        out = tmp_path / "built"
+        (out / "adapter").mkdir(parents=True)
+        (out / "adapter" / "weights.bin").write_bytes(b"\x00" * 64)
+        (out / "manifest.json").write_text("{}")
+        pd.DataFrame({"x": [1]}).to_parquet(out / "training_log.parquet")  # Parquet inside: not a partition
+        return out
+
+    lake = tmp_path / "lake"
+    assert dg.materialize([adapter], resources={"io_manager": ParquetLakeIOManager(root=str(lake))}).success
+    assert check_lake(str(lake)) == ([], 1)
+    (lake / "adapter" / "manifest.json").unlink()
+    (lake / "adapter" / "adapter" / "weights.bin").write_bytes(b"\x00" * 10)
+    [gone, resized] = check_lake(str(lake))[0]
+    assert (gone.label, gone.problem) == ("adapter", "1 file(s) gone: manifest.json")
+    assert resized.problem == "1 file(s) changed size: adapter/weights.bin"
+    assert "--select adapter --config-json" in gone.command and "--partition" not in gone.command
