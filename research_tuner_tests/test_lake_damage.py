@@ -1,6 +1,6 @@
 """A damaged lake under the real data job: a truncated field file names itself and its repair, never blocks another
 field's run, and its repair command (run as printed) rebuilds it from the response cache; a damaged
-question_clusters or dataset_split does not block its own rerun."""
+question_clusters or dataset_split does not block its own rerun; a lost field nothing else holds fails by name."""
 
 import os
 import shlex
@@ -81,3 +81,15 @@ def test_a_damaged_clusters_or_split_file_does_not_block_its_own_rerun(two_field
     assert "question_clusters: cannot read" in errors and "this run replaces it" in errors
     assert "dataset_split partition humanities: cannot read" in errors
     assert len(read_parquet(UPath(lake) / "dataset_split" / "humanities.parquet")) > 0
+
+
+def test_a_lost_field_that_nothing_else_holds_fails_question_clusters_by_name(two_fields):
+    lake, work, server, instance = two_fields
+    (UPath(lake) / "raw_questions" / "arts.parquet").unlink()
+    (UPath(lake) / "question_clusters" / "question_clusters.parquet").unlink()
+    result = run_data_job(lake, "humanities", server.base_url, work, instance)
+    assert not result.success  # clustering without arts would drop arts's questions from every later step
+    errors = errors_of(result, instance)
+    assert "raw_questions partition arts: cannot read" in errors and "the file is gone although run" in errors
+    assert "raw_questions of arts were published but cannot be read" in errors
+    assert not (UPath(lake) / "question_clusters" / "question_clusters.parquet").exists()  # nothing half-made
