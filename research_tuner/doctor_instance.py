@@ -19,17 +19,27 @@ from research_tuner.lake import lake_path
 from research_tuner.lake_records import Record
 
 
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> Iterator[tuple[str | None, dg.AssetMaterialization]]:
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> Iterator[tuple[str | None, dg.AssetMaterialization,
+                                                                                 str]]:
+    """(partition, materialization, run id) of the last materialization of each partition of `key`."""
     partitions = instance.get_materialized_partitions(key)
     if not partitions:
         event = instance.get_latest_materialization_event(key)
         if event is not None and event.asset_materialization is not None:
-            yield None, event.asset_materialization
+            yield None, event.asset_materialization, event.run_id
         return
     for partition in sorted(partitions):
         found = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), 1)
         if found.records:
-            yield partition, found.records[0].event_log_entry.asset_materialization
+            entry = found.records[0].event_log_entry
+            yield partition, entry.asset_materialization, entry.run_id
+
+
+def _run_settings(instance: dg.DagsterInstance, run_id: str) -> dict | None:
+    """The `settings` resource config of a run, for a repair command that hits the same cache entries."""
+    run = instance.get_run_by_id(run_id) if run_id else None
+    config = ((run.run_config or {}).get("resources") or {}).get("settings") or {} if run else {}
+    return config.get("config") or None
 
 
 def _value(metadata, name):
@@ -43,17 +53,18 @@ def instance_problems(instance: dg.DagsterInstance, root: str, records: list[Rec
     prefix = str(lake_path(root)).rstrip("/") + "/"
     for key in instance.get_asset_keys():
         asset = "/".join(key.path)
-        for partition, mat in _latest(instance, key):
+        for partition, mat, run in _latest(instance, key):
             path = _value(mat.metadata, "path")
             if not isinstance(path, str) or not path.startswith(prefix):
                 continue  # written to another lake, or by another IO manager
             record = by_key.get((asset, partition))
-            run = mat.tags.get("dagster/run_id", "") if mat.tags else ""
-            version, rows = _value(mat.metadata, "lake/version"), _value(mat.metadata, "lake/rows")
+            version = _value(mat.metadata, "lake/version")
+            rows = _value(mat.metadata, "lake/rows")
+            rows = _value(mat.metadata, "num_rows") if rows is None else rows  # written before lake/rows existed
             if record is None:
                 if not UPath(path).exists():
-                    yield asset, partition, path, "missing: the instance's last materialization wrote it and the " \
-                        "lake holds neither the file nor its record", None
+                    yield asset, partition, path, f"missing: the instance's last materialization (run {run}) wrote " \
+                        "it and the lake holds neither the file nor its record", _run_settings(instance, run)
                 continue
             if version and version != record.version[:24]:
                 yield asset, partition, path, (f"the lake holds version {record.version[:24]} but the instance's "

@@ -99,6 +99,7 @@ def test_the_instance_knows_a_partition_the_lake_lost_every_trace_of(built):
     try:
         [finding] = check_lake(str(lake), instance)[0]
         assert finding.label == "approaches [arts]" and "lake holds neither the file nor its record" in finding.problem
+        assert '"profile":"paper"' in finding.command  # the settings come from the run the instance recorded
         assert check_lake(str(lake))[0] == []  # without the instance nothing says it ever existed
     finally:
         path.write_bytes(data), record.write_bytes(saved)
