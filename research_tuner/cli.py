@@ -5,6 +5,7 @@
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
     research-tuner check --profile paper                # preflight only: settings, keys, servers, GPU
     research-tuner table                                # print the last evaluation table
+    research-tuner doctor                               # check every lake file; print what repairs the damaged
     research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
 
 Runs go through the Dagster instance in $DAGSTER_HOME (when set), so they show in `dagster dev` too.
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
     table = sub.add_parser("table")
     table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    doctor = sub.add_parser("doctor", help="check every partition file in the data lake (research_tuner/doctor.py)")
+    doctor.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     ask = sub.add_parser("answer", help="answer a research question with the trained model")
     ask.add_argument("question")
     ask.add_argument("--model", choices=["fine_tuned", "base"], default="fine_tuned")
@@ -240,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
             if not args.question.strip():
                 raise SettingsError("the question is empty: research-tuner answer \"How does ...?\"")
             return answer(args)
+        if args.command == "doctor":
+            from research_tuner.doctor import main as doctor
+
+            return doctor(args.lake)
         print_table(args.lake)
         return 0
     except SettingsError as exc:

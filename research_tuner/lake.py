@@ -9,7 +9,13 @@ way, and downstream assets receive a local folder back.
 Each write also records the asset's data version as a hash of what was written. Dagster would otherwise
 derive it from the code version and the inputs' versions, which cannot see that a teacher wrote new
 data for a new generation round: with content hashes, new data marks what follows it stale in the UI,
-and a rerun that writes the same bytes does not.
+and a rerun that writes the same bytes does not. The same version goes into the materialization's metadata
+(`lake/version`) and into the partition's record (lake_records.py), so the UI, the lake and `doctor` agree
+on which version is current.
+
+Only what passed is published: the assets evaluate their blocking checks before they hand the IO manager a
+frame (checks.py), so a failed check or step never reaches `handle_output`. Every read that fails names the
+asset, partition and path and gives the command that rebuilds it (`LakeReadError`).
 """
 
 from __future__ import annotations
@@ -22,29 +28,90 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
+
+from research_tuner.lake_records import CHEAP, Record, read_record, record_path, repair_command
+
+#: Set on an AssetIn that fans in over partitions and can do without a lost one (it logs an error and rebuilds
+#: the partition's rows from elsewhere); without it, a lost partition fails the step.
+LOST_PARTITIONS_OK = "lake/lost_partitions_ok"
 
 
 def lake_path(root: str, *parts: str) -> UPath:
     return UPath(root).joinpath(*parts)
 
 
-def write_parquet_atomic(frame: pd.DataFrame, target: UPath) -> str:
-    """Write `frame` to `target` via a staging name; returns the SHA-256 of the bytes written."""
+def write_bytes_atomic(data: bytes, target: UPath) -> str:
+    """Write `data` to `target` via a staging name; returns the SHA-256 of the bytes written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    data = buffer.getvalue()
     staging.write_bytes(data)
     staging.rename(target)  # an atomic replace on a local disk; a single object PUT on object stores
     return hashlib.sha256(data).hexdigest()
 
 
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def write_parquet_atomic(frame: pd.DataFrame, target: UPath) -> str:
+    """Write `frame` to `target` via a staging name; returns the SHA-256 of the bytes written."""
+    return write_bytes_atomic(parquet_bytes(frame), target)
+
+
+def arrow_schema(schema: pa.Schema) -> list[list[str]]:
+    """A schema as [[column, type], ...]: what a record keeps and doctor compares."""
+    return [[f.name, str(f.type)] for f in schema]
+
+
 def read_parquet(path: UPath) -> pd.DataFrame:
     with path.open("rb") as handle:
         return pq.read_table(handle).to_pandas()
+
+
+class LakeReadError(dg.Failure):
+    """A lake file that should be there could not be read: names the asset, partition, path and the repair.
+
+    A `dg.Failure` that is not retried: a retry reads the same damaged bytes."""
+
+    def __init__(self, root: str, asset: str, partition: str | None, path: UPath, problem: str):
+        record = read_record(root, asset, partition)
+        where = asset + (f" partition {partition}" if partition is not None else "")
+        command = repair_command(root, asset, partition, record.settings if record else None)
+        self.path, self.command = path, command
+        self.summary = f"{where}: cannot read {path}: {problem.rstrip('.')}"  # without the repair
+        super().__init__(
+            description=f"{self.summary}. Rematerialize it ({CHEAP}): {command}",
+            metadata={"path": str(path), "repair": command},
+            allow_retries=False,
+        )
+
+
+def read_partition(root: str, asset: str, partition: str | None) -> pd.DataFrame:
+    """The published frame of `asset` (and partition); a missing or damaged file raises LakeReadError, or
+    FileNotFoundError when the lake never published it (nothing to repair: it was never built)."""
+    path = partition_file(root, asset, partition)
+    try:
+        data = path.read_bytes()  # a dropped connection to S3 is not damage: it propagates, and the step may retry
+    except FileNotFoundError:
+        record = read_record(root, asset, partition)
+        if record is None:
+            raise
+        raise LakeReadError(root, asset, partition, path,
+                            f"the file is gone although run {record.run_id or '?'} published it at "
+                            f"{record.written_at}") from None
+    try:
+        return pq.read_table(pa.BufferReader(data)).to_pandas()
+    except Exception as exc:  # whatever the bytes in hand fail with is damage: truncated, foreign, corrupt
+        raise LakeReadError(root, asset, partition, path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def partition_file(root: str, asset: str, partition: str | None) -> UPath:
+    return lake_path(root, asset, f"{partition if partition is not None else asset.split('/')[-1]}.parquet")
 
 
 def copy_folder_atomic(source: Path, target: UPath) -> str:
@@ -80,6 +147,19 @@ def _move_folder(source: UPath, target: UPath) -> None:
     fs.rm(prefix, recursive=True)
 
 
+def folder_problems(folder: UPath, record: Record) -> list[str]:
+    """How a folder asset differs from what was published: files gone or of another size (cheap: no hashing)."""
+    if not folder.exists():
+        return [f"the folder is gone although run {record.run_id or '?'} published it at {record.written_at}"]
+    prefix = folder.path.rstrip("/") + "/"
+    sizes = {key[len(prefix):]: int(info.get("size") or 0)
+             for key, info in folder.fs.find(folder.path, detail=True).items() if info.get("type") != "directory"}
+    gone = [name for name in record.files or {} if name not in sizes]
+    changed = [name for name, size in (record.files or {}).items() if name in sizes and sizes[name] != size]
+    return ([f"{len(gone)} file(s) gone: {', '.join(gone[:3])}"] if gone else []) + (
+        [f"{len(changed)} file(s) changed size: {', '.join(changed[:3])}"] if changed else [])
+
+
 def _is_local(path: UPath) -> bool:
     return not path.protocol or path.protocol == "file"
 
@@ -100,6 +180,15 @@ def _record_data_version(context: dg.OutputContext, digest: str) -> None:
         step.set_data_version(context.asset_key, dg.DataVersion(digest[:24]))
 
 
+def _run_settings(context: dg.OutputContext) -> tuple[str, dict | None]:
+    """The run id and the run's `settings` resource config (None outside a run, or when the run gave none)."""
+    step = getattr(context, "_step_context", None)
+    if step is None:
+        return "", None
+    config = (step.run_config.get("resources") or {}).get("settings") or {}
+    return step.run_id, config.get("config") or None
+
+
 class ParquetLakeIOManager(dg.ConfigurableIOManager):
     """DataFrames as Parquet per partition; local folders copied whole. `root` is any fsspec URL."""
 
@@ -109,59 +198,114 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         return lake_path(self.root, *context.asset_key.path)
 
     def _file(self, context, partition: str | None) -> UPath:
-        name = partition if partition is not None else context.asset_key.path[-1]
-        return self._asset_dir(context) / f"{name}.parquet"
+        return partition_file(self.root, "/".join(context.asset_key.path), partition)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return
+        asset = "/".join(context.asset_key.path)
+        partition = context.asset_partition_key if context.has_asset_partitions else None
+        run_id, settings = _run_settings(context)
         if isinstance(obj, pd.DataFrame):
-            partition = context.asset_partition_key if context.has_asset_partitions else None
             target = self._file(context, partition)
-            _record_data_version(context, write_parquet_atomic(obj, target))
-            context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
+            data = parquet_bytes(obj)
+            digest = write_bytes_atomic(data, target)
+            record = Record(asset, partition, digest, rows=len(obj), run_id=run_id, settings=settings,
+                            schema=arrow_schema(pq.read_schema(pa.BufferReader(data))))
         elif isinstance(obj, Path) and obj.is_dir():
             target = self._asset_dir(context)
-            _record_data_version(context, copy_folder_atomic(obj, target))
-            context.add_output_metadata({"path": dg.MetadataValue.path(str(target))})
+            digest = copy_folder_atomic(obj, target)
+            files = {p.relative_to(obj).as_posix(): p.stat().st_size for p in sorted(obj.rglob("*")) if p.is_file()}
+            record = Record(asset, partition, digest, files=files, run_id=run_id, settings=settings)
         else:
             raise TypeError(f"the lake stores DataFrames and local folders, not {type(obj).__name__}")
+        write_bytes_atomic(record.to_json(), record_path(self.root, asset, partition))  # after the data
+        _record_data_version(context, digest)
+        context.add_output_metadata({
+            "path": dg.MetadataValue.path(str(target)),
+            "lake/version": digest[:24],  # the data version; the file's SHA-256 starts with it
+            **({"lake/rows": record.rows} if record.rows is not None else {}),
+        })
 
     def load_input(self, context: dg.InputContext):
         upstream = context.upstream_output
+        asset = "/".join(upstream.asset_key.path)
         if context.has_asset_partitions:
             keys = list(context.asset_partition_keys)
-            paths = {key: self._file(upstream, key) for key in keys}
-            present = [key for key in keys if paths[key].exists()]
-            missing = [key for key in keys if key not in present]
-            if missing and (len(keys) == 1 or not present):
-                raise FileNotFoundError(
-                    f"{paths[missing[0]]} is missing: materialize {context.asset_key.to_user_string()} for "
-                    f"partition(s) {', '.join(missing)} first"
-                )
-            if missing:  # a fan-in over fields proceeds with the fields that exist, and says so
-                context.log.warning(
-                    f"{context.asset_key.to_user_string()}: using {len(present)} of {len(keys)} partitions; "
-                    f"not materialized: {', '.join(missing)}"
-                )
-            frames = [read_parquet(paths[key]) for key in present]
-            return pd.concat(frames, ignore_index=True) if len(frames) != 1 else frames[0]
-        file = self._file(upstream, None)
-        if file.exists():
-            return read_parquet(file)
+            if len(keys) == 1:
+                return self._read_one(asset, keys[0])
+            return self._fan_in(context, asset, keys)
+        record = read_record(self.root, asset, None)
         folder = self._asset_dir(upstream)
-        if folder.exists():
+        is_folder = record.files is not None if record else (not self._file(upstream, None).exists()
+                                                             and folder.exists())
+        if not is_folder:
+            return self._read_one(asset, None)
+        if record is None:
             return local_copy(folder)
-        raise FileNotFoundError(f"{folder} is missing: materialize {context.asset_key.to_user_string()} first")
+        problems = folder_problems(folder, record)
+        if problems:
+            raise LakeReadError(self.root, asset, None, folder, "; ".join(problems))
+        return local_copy(folder)
+
+    def _read_one(self, asset: str, partition: str | None) -> pd.DataFrame:
+        try:
+            return read_partition(self.root, asset, partition)
+        except LakeReadError:
+            raise
+        except FileNotFoundError:
+            path = partition_file(self.root, asset, partition)
+            which = f" for partition(s) {partition}" if partition is not None else ""
+            raise FileNotFoundError(f"{path} is missing: materialize {asset}{which} first") from None
+
+    def _fan_in(self, context: dg.InputContext, asset: str, keys: list[str]) -> pd.DataFrame:
+        """All partitions that exist. One never built is skipped (a run may build only some fields); one that
+        was published and is now gone or damaged fails the step, unless the input says it can do without
+        (LOST_PARTITIONS_OK), when it is logged as an error, not a warning."""
+        frames, never_built, lost = [], [], []
+        for key in keys:
+            try:
+                frames.append(read_partition(self.root, asset, key))
+            except LakeReadError as exc:
+                lost.append(exc)
+            except FileNotFoundError:
+                never_built.append(key)
+        if lost and not context.definition_metadata.get(LOST_PARTITIONS_OK):
+            raise lost[0] if len(lost) == 1 else dg.Failure(
+                description="\n".join(e.description for e in lost), allow_retries=False)
+        for exc in lost:
+            context.log.error(exc.description)
+        if not frames:
+            raise FileNotFoundError(
+                f"{partition_file(self.root, asset, keys[0])} is missing: materialize {asset} for partition(s) "
+                f"{', '.join(never_built)} first"
+            )
+        if never_built:
+            context.log.info(f"{asset}: {len(frames)} of {len(keys)} partitions; never built: {', '.join(never_built)}")
+        return pd.concat(frames, ignore_index=True) if len(frames) != 1 else frames[0]
 
 
-def stored_frame(io_manager, asset: str, partition: str | None = None) -> pd.DataFrame | None:
-    """What an earlier run wrote for `asset` (and partition), or None: how an asset reads its own last output.
+def published_partitions(io_manager, asset: str, keys: list[str]) -> set[str]:
+    """Which of `keys` the lake has published for `asset` (by their records; empty for another IO manager)."""
+    root = getattr(io_manager, "root", None)
+    return {k for k in keys if read_record(root, asset, k) is not None} if isinstance(root, str) else set()
 
-    Only the Parquet lake knows where that is; with any other IO manager there is no earlier output to read.
+
+def stored_frame(io_manager, asset: str, partition: str | None = None, log=None) -> pd.DataFrame | None:
+    """What an earlier run published for `asset` (and partition), or None: how an asset reads its own last output.
+
+    Only the Parquet lake knows where that is; with any other IO manager there is no earlier output to read. A
+    damaged earlier output is logged (to `log`) and treated as absent: the run that reads it replaces it, so it
+    must not be blocked by it.
     """
     root = getattr(io_manager, "root", None)
     if not isinstance(root, str):
         return None
-    path = lake_path(root, asset, f"{partition if partition is not None else asset}.parquet")
-    return read_parquet(path) if path.exists() else None
+    try:
+        return read_partition(root, asset, partition)
+    except FileNotFoundError:
+        return None
+    except LakeReadError as exc:
+        if log is not None:
+            log.error(f"{exc.summary}. Going on without it: this run replaces it.")
+        return None

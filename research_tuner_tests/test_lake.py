@@ -1,4 +1,5 @@
-"""The Parquet lake: partition files, atomic writes, folder assets, and a non-local fsspec root."""
+"""The Parquet lake: partition files, atomic writes, folder assets, a non-local fsspec root, and reads of a damaged
+or deleted partition that name the asset, partition, path and repair command."""
 
 import tempfile
 from pathlib import Path
@@ -8,7 +9,15 @@ import pandas as pd
 import pytest
 from upath import UPath
 
-from research_tuner.lake import ParquetLakeIOManager, copy_folder_atomic, read_parquet, write_parquet_atomic
+from research_tuner.lake import (
+    LOST_PARTITIONS_OK,
+    LakeReadError,
+    ParquetLakeIOManager,
+    copy_folder_atomic,
+    read_parquet,
+    write_parquet_atomic,
+)
+from research_tuner.lake_records import repair_command
 
 parts = dg.StaticPartitionsDefinition(["a", "b"])
 
@@ -90,3 +99,60 @@ def test_folder_replacement_is_whole(tmp_path):
     copy_folder_atomic(src2, target)
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
+
+
+def truncate(path: UPath) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_damaged_partition_names_asset_partition_path_and_repair(tmp_path):
+    io = ParquetLakeIOManager(root=str(tmp_path))
+    for key in ("a", "b"):
+        assert dg.materialize([table], partition_key=key, resources={"io_manager": io}).success
+    truncate(UPath(tmp_path) / "table" / "a.parquet")
+    with pytest.raises(LakeReadError) as err:
+        dg.materialize([table.to_source_asset(), combined], resources={"io_manager": io})
+    message = str(err.value)
+    path = UPath(tmp_path) / "table" / "a.parquet"
+    assert f"table partition a: cannot read {path}" in message and "magic bytes" in message
+    assert "Rematerialize it" in message and "response cache" in message
+    assert err.value.command == repair_command(str(tmp_path), "table", "a")
+    assert "--select table --partition a" in err.value.command and str(tmp_path) in err.value.command
+
+
+def test_a_deleted_published_partition_is_an_error_one_never_built_is_not(tmp_path):
+    io = ParquetLakeIOManager(root=str(tmp_path))
+    assert dg.materialize([table], partition_key="a", resources={"io_manager": io}).success
+    assert dg.materialize([table.to_source_asset(), combined], resources={"io_manager": io}).success  # b: never built
+    assert dg.materialize([table], partition_key="b", resources={"io_manager": io}).success
+    (UPath(tmp_path) / "table" / "b.parquet").unlink()
+    with pytest.raises(LakeReadError, match=r"table partition b: cannot read .*b\.parquet: the file is gone although "
+                                            r"run \S+ published it"):
+        dg.materialize([table.to_source_asset(), combined], resources={"io_manager": io})
+
+
+def test_an_input_that_can_do_without_a_lost_partition_logs_an_error(tmp_path):
+    @dg.asset(ins={"table": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
+                                       metadata={LOST_PARTITIONS_OK: True})})
+    def tolerant(table: pd.DataFrame) -> pd.DataFrame:
+        return table
+
+    io = ParquetLakeIOManager(root=str(tmp_path))
+    for key in ("a", "b"):
+        assert dg.materialize([table], partition_key=key, resources={"io_manager": io}).success
+    truncate(UPath(tmp_path) / "table" / "b.parquet")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([table.to_source_asset(), tolerant], resources={"io_manager": io}, instance=instance)
+        errors = [r.user_message for r in instance.all_logs(result.run_id) if r.level >= 40]
+    assert result.success
+    assert read_parquet(UPath(tmp_path) / "tolerant" / "tolerant.parquet")["field"].unique().tolist() == ["a"]
+    assert len(errors) == 1 and "table partition b: cannot read" in errors[0] and "--partition b" in errors[0]
+
+
+def test_a_folder_asset_with_a_file_gone_names_it(tmp_path):
+    io = ParquetLakeIOManager(root=str(tmp_path))
+    assert dg.materialize([folder], resources={"io_manager": io}).success
+    (UPath(tmp_path) / "folder" / "sub" / "weights.bin").unlink()
+    with pytest.raises(LakeReadError, match=r"folder: cannot read .*folder: 1 file\(s\) gone: sub/weights.bin"):
+        dg.materialize([folder.to_source_asset(), reads_folder], resources={"io_manager": io})

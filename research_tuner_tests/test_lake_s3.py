@@ -82,9 +82,11 @@ def test_partitions_fan_in_and_folders_on_s3(s3_lake):
                           resources={"io_manager": io}).success
 
     assert keys_under(fs, root) == [
+        "_published/combined/combined.json", "_published/folder/folder.json",
+        "_published/reads_folder/reads_folder.json", "_published/table/a.json", "_published/table/b.json",
         "combined/combined.parquet", "folder/manifest.json", "folder/sub/weights.bin",
         "reads_folder/reads_folder.parquet", "table/a.parquet", "table/b.parquet",
-    ]  # no staging (.tmp) or replaced (.old) objects left behind
+    ]  # each partition's record beside the data; no staging (.tmp) or replaced (.old) objects left behind
     assert read_parquet(UPath(root) / "combined" / "combined.parquet")["x"].tolist() == [6, 6]
     # the folder asset was downloaded for its reader and handed over as a local folder
     assert read_parquet(UPath(root) / "reads_folder" / "reads_folder.parquet")["files"].tolist() == [

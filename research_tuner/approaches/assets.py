@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import ParquetLakeIOManager, stored_frame
@@ -53,7 +54,7 @@ def approaches(
             progress=ProgressLogger(context, "approach requests"),
         )
     incomplete = valid[[bool(missing_sections(a)) for a in valid["approach"]]]
-    yield dg.Output(valid, metadata={
+    output = dg.Output(valid, metadata={
         "num_rows": len(valid),
         "num_failed": len(failed),
         "mean_approach_words": float(valid["approach"].str.split().str.len().mean()) if len(valid) else 0.0,
@@ -61,17 +62,19 @@ def approaches(
         **({"failures": preview(failed, ["subdomain", "question", "error"])} if len(failed) else {}),
         **usage_metadata(usage, profile.teacher),
     })
-    yield dg.AssetCheckResult(
-        check_name="every_approach_has_7_sections",
-        passed=bool(len(valid)) and incomplete.empty,
-        metadata={"rows": len(valid), "rows_missing_sections": len(incomplete)},
-    )
-    yield dg.AssetCheckResult(
-        check_name="no_failed_approaches",
-        passed=failed.empty,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"failed": len(failed), "questions": len(deduped_questions)},
-    )
+    yield from publish_if_checks_pass(context, output, [
+        dg.AssetCheckResult(
+            check_name="every_approach_has_7_sections",
+            passed=bool(len(valid)) and incomplete.empty,
+            metadata={"rows": len(valid), "rows_missing_sections": len(incomplete)},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_failed_approaches",
+            passed=failed.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"failed": len(failed), "questions": len(deduped_questions)},
+        ),
+    ])
 
 
 @dg.asset(
@@ -99,7 +102,7 @@ def dataset_split(
 ):
     profile = settings.resolve()
     cfg = profile.split
-    earlier = stored_frame(io_manager, "dataset_split", context.partition_key)
+    earlier = stored_frame(io_manager, "dataset_split", context.partition_key, log=context.log)
     previous = {}
     if earlier is not None:
         same_rule = ("split_seed" in earlier and (earlier["split_seed"] == cfg.seed).all()
@@ -118,7 +121,7 @@ def dataset_split(
     moved = int((kept_side.notna() & (kept_side != frame["split"])).sum())
     table = split_deviation(frame, cfg.validation_fraction)
     group_sizes = pd.Series(groups).value_counts()
-    yield dg.Output(frame, metadata={
+    output = dg.Output(frame, metadata={
         "num_rows": len(frame),
         "train": int((frame["split"] == "train").sum()),
         "validation": int((frame["split"] == "validation").sum()),
@@ -127,22 +130,24 @@ def dataset_split(
         "moved_from_previous_split": moved,
         "near_duplicate_groups_placed_whole": int((group_sizes > 1).sum()),
     })
-    yield dg.AssetCheckResult(
-        check_name="split_ratio_per_subdomain",
-        passed=bool(len(table) and table["within_tolerance"].all()),
-        metadata={"largest_share_deviation": float((table["validation_share"] - cfg.validation_fraction).abs().max())
-                  if len(table) else 1.0,
-                  "subdomains_out_of_tolerance": int((~table["within_tolerance"]).sum()),
-                  "target": cfg.validation_fraction, "tolerance": SPLIT_TOLERANCE},
-    )
-    yield dg.AssetCheckResult(
-        check_name="schema_and_rows",
-        passed=bool(len(frame) > 0 and frame.notna().all().all() and set(frame["split"]) <= set(SPLIT_SIDES)),
-        metadata={"rows": len(frame)},
-    )
     leaks = leaking_pairs(frame, pairs)
-    yield dg.AssetCheckResult(
-        check_name="no_near_duplicate_leakage",
-        passed=leaks.empty,
-        metadata={"leaking_pairs": len(leaks), **({"preview": preview(leaks)} if len(leaks) else {})},
-    )
+    yield from publish_if_checks_pass(context, output, [
+        dg.AssetCheckResult(
+            check_name="split_ratio_per_subdomain",
+            passed=bool(len(table) and table["within_tolerance"].all()),
+            metadata={"largest_share_deviation": float((table["validation_share"] - cfg.validation_fraction).abs()
+                                                       .max()) if len(table) else 1.0,
+                      "subdomains_out_of_tolerance": int((~table["within_tolerance"]).sum()),
+                      "target": cfg.validation_fraction, "tolerance": SPLIT_TOLERANCE},
+        ),
+        dg.AssetCheckResult(
+            check_name="schema_and_rows",
+            passed=bool(len(frame) > 0 and frame.notna().all().all() and set(frame["split"]) <= set(SPLIT_SIDES)),
+            metadata={"rows": len(frame)},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_near_duplicate_leakage",
+            passed=leaks.empty,
+            metadata={"leaking_pairs": len(leaks), **({"preview": preview(leaks)} if len(leaks) else {})},
+        ),
+    ])

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, TORCH_STEP_TAGS, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lib.evaluation import metrics
@@ -63,7 +64,7 @@ def eval_generations(
     train_ids = set(dataset_split.loc[dataset_split["split"] == "train", "question_id"])
     leaked = sorted(set(generations["question_id"]) & train_ids)
     hit_limit = generations.groupby("model")["finish_reason"].apply(lambda s: float((s == "length").mean()))
-    yield dg.Output(generations, metadata={
+    output = dg.Output(generations, metadata={
         "num_rows": len(generations),
         "questions": len(sample),
         "base_model": manifest["base_model"],
@@ -71,8 +72,8 @@ def eval_generations(
         "completion_tokens": int(generations["completion_tokens"].sum()),
         "preview": preview(generations, ["model", "question", "response"], width=240),
     })
-    yield dg.AssetCheckResult(check_name="sample_only_from_validation", passed=not leaked,
-                              metadata={"train_rows_in_sample": len(leaked)})
+    yield from publish_if_checks_pass(context, output, [dg.AssetCheckResult(
+        check_name="sample_only_from_validation", passed=not leaked, metadata={"train_rows_in_sample": len(leaked)})])
 
 
 @dg.asset(

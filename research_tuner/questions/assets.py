@@ -4,15 +4,17 @@ deduped_questions (per field)."""
 import dagster as dg
 import pandas as pd
 
+from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
-from research_tuner.lake import ParquetLakeIOManager, stored_frame
+from research_tuner.lake import LOST_PARTITIONS_OK, ParquetLakeIOManager, published_partitions, stored_frame
 from research_tuner.lib.questions.dedup import (
     REMOVED_PAIRS,
     cluster_questions,
     dedup_summary,
     kept_questions,
     removed_pairs,
+    restore_fields,
 )
 from research_tuner.lib.questions.generate import generate_questions
 from research_tuner.lib.shared.similarity.pairs import KINDS
@@ -20,7 +22,7 @@ from research_tuner.lib.shared.taxonomy import subdomain_rows
 from research_tuner.lib.teacher.base import Usage
 from research_tuner.lib.teacher.endpoint import display_url
 from research_tuner.metadata import ProgressLogger, counts_by, preview, usage_metadata
-from research_tuner.partitions import field_partitions
+from research_tuner.partitions import FIELDS, field_partitions
 from research_tuner.resources import PipelineSettings, TeacherResource
 
 GROUP = "questions"
@@ -85,7 +87,9 @@ def raw_questions(
     "and semantic (sentence-embedding) duplicates found across subdomains and fields, one kept per cluster, and "
     "for each removed question the kept one it duplicates, the matching pair, its kind and similarity (the audit "
     "table).",
-    ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
+    # a field whose raw_questions file is lost does not block the others: its rows come from the last clusters
+    ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
+                                     metadata={LOST_PARTITIONS_OK: True})},
     check_specs=[dg.AssetCheckSpec("one_kept_per_cluster", asset="question_clusters", blocking=True,
                                    description="Each cluster keeps exactly one question; removed ones point at it.")],
 )
@@ -96,8 +100,17 @@ def question_clusters(
     raw_questions: pd.DataFrame,
 ):
     cfg = settings.resolve().dedup
-    earlier = stored_frame(io_manager, "question_clusters")
+    earlier = stored_frame(io_manager, "question_clusters", log=context.log)
     previously_kept = frozenset(earlier.loc[earlier["keep"], "question_id"]) if earlier is not None else frozenset()
+    lost = published_partitions(io_manager, "raw_questions", FIELDS) - set(raw_questions["field"])
+    raw_questions, restored, unrecoverable = restore_fields(raw_questions, earlier, lost)
+    if unrecoverable:  # clustering without them would drop those fields' questions from every later step
+        raise dg.Failure(description=f"raw_questions of {', '.join(unrecoverable)} were published but cannot be "
+                         "read (see the errors above for each file and its repair command), and no earlier "
+                         "question_clusters holds them", allow_retries=False)
+    if restored:
+        context.log.error(f"raw_questions of {', '.join(restored)} could not be read (see above): their questions "
+                          "from the last question_clusters are used, so no field loses its questions")
     audit, pairs = cluster_questions(raw_questions, cfg, previously_kept)
     summary = dedup_summary(audit)
     removed = removed_pairs(audit)
@@ -105,8 +118,9 @@ def question_clusters(
     per_field = audit.groupby("field").agg(questions_in=("keep", "size"), kept=("keep", "sum"))
     per_field["removed"] = per_field["questions_in"] - per_field["kept"]
     near = removed[removed["kind"] != "exact"]
-    yield dg.Output(audit, metadata={
+    output = dg.Output(audit, metadata={
         "num_rows": len(audit),
+        "fields_restored_from_last_clusters": ", ".join(restored) or "none",
         **summary,
         "removed_across_fields": len(cross_field),
         "pairs_found": dg.MetadataValue.json({k: int((pairs.frame()["kind"] == k).sum()) for k in KINDS}),
@@ -122,12 +136,12 @@ def question_clusters(
     kept_per_cluster = audit.groupby("cluster")["keep"].sum()
     kept_ids = set(audit.loc[audit["keep"], "question_id"])
     dangling = audit.loc[~audit["keep"], "duplicate_of"].map(lambda q: q not in kept_ids).sum()
-    yield dg.AssetCheckResult(
+    yield from publish_if_checks_pass(context, output, [dg.AssetCheckResult(
         check_name="one_kept_per_cluster",
         passed=bool(len(audit) and (kept_per_cluster == 1).all() and dangling == 0),
         metadata={"clusters": len(kept_per_cluster), "clusters_not_keeping_one": int((kept_per_cluster != 1).sum()),
                   "removed_pointing_at_a_removed_question": int(dangling)},
-    )
+    )])
 
 
 @dg.asset(
@@ -146,15 +160,15 @@ def deduped_questions(context: dg.AssetExecutionContext, question_clusters: pd.D
                          "and then question_clusters first")
     removed = removed_pairs(question_clusters)
     removed = removed[removed["field"] == field]
-    yield dg.Output(kept, metadata={
+    output = dg.Output(kept, metadata={
         "num_rows": len(kept),
         "rows_in": len(mine),
         **{f"removed_{kind}": int((removed["kind"] == kind).sum()) for kind in KINDS},
         "removed_as_duplicate_of_another_field": int((removed["duplicate_of_field"] != field).sum()),
         "removed_preview": preview(removed, REMOVED_PAIRS.columns, rows=8, width=120),
     })
-    yield dg.AssetCheckResult(
+    yield from publish_if_checks_pass(context, output, [dg.AssetCheckResult(
         check_name="unique_questions",
         passed=bool(len(kept) and kept["question_id"].is_unique),
         metadata={"rows": len(kept), "duplicate_ids": int(kept["question_id"].duplicated().sum())},
-    )
+    )])

@@ -213,11 +213,16 @@ def test_dataset_split_asset_reads_its_previous_split_and_checks_leakage(tmp_pat
     flipped = first.assign(split=np.where(first["split"] == "train", "validation", "train"))
     write_parquet_atomic(flipped, lake_path(str(tmp_path), "dataset_split", "arts.parquet"))
     context = dg.build_asset_context(partition_key="arts")
-    results = list(dataset_split(context, settings=settings, io_manager=lake, approaches=approaches))
-    assert results[0].value["split"].tolist() == flipped["split"].tolist()  # the stored split wins
-    checks = {r.check_name: r.passed for r in results[1:]}
+    results = []
+    with pytest.raises(dg.Failure, match=r"blocking check\(s\) split_ratio_per_subdomain failed"):
+        results.extend(dataset_split(context, settings=settings, io_manager=lake, approaches=approaches))
+    [observed] = [r for r in results if isinstance(r, dg.AssetObservation)]  # what was not published
+    assert observed.metadata["kept_from_previous_split"].value == len(flipped)  # the stored split wins
+    assert observed.metadata["moved_from_previous_split"].value == 0
+    checks = {r.check_name: r.passed for r in results if isinstance(r, dg.AssetCheckResult)}
     assert checks["no_near_duplicate_leakage"] and checks["schema_and_rows"]
     assert not checks["split_ratio_per_subdomain"]  # the flipped split is 75% validation: caught
+    assert not any(isinstance(r, dg.Output) for r in results)  # so it is not published
 
 
 def test_a_pair_across_the_split_is_reported_as_leakage():

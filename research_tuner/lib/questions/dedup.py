@@ -36,6 +36,18 @@ REMOVED_PAIRS = RowSchema("removed_pairs", {
 DEDUPED_QUESTIONS = RAW_QUESTIONS.extend("deduped_questions", {})
 
 
+def restore_fields(questions: pd.DataFrame, earlier_clusters: pd.DataFrame | None,
+                   fields: set[str]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """`questions` plus, for each of `fields` (whose raw questions could not be read), its rows from the last
+    clusters table: (questions, fields restored, fields that table does not hold either)."""
+    held = set(earlier_clusters["field"]) if earlier_clusters is not None else set()
+    restored, unrecoverable = sorted(fields & held), sorted(fields - held)
+    if not restored:
+        return questions, restored, unrecoverable
+    rows = earlier_clusters.loc[earlier_clusters["field"].isin(restored), RAW_QUESTIONS.columns]
+    return pd.concat([questions, rows], ignore_index=True), restored, unrecoverable
+
+
 def cluster_questions(
     questions: pd.DataFrame, cfg: DedupSettings, previously_kept: set[str] | frozenset[str] = frozenset()
 ) -> tuple[pd.DataFrame, DuplicatePairs]:
