@@ -5,19 +5,21 @@ file in `research_tuner/profiles/`; a user's own YAML file and dotted `key=value
 over it, and the result is validated (unknown keys and bad values are errors that name the key) before
 anything runs.
 
-The package's modules hold the sections (teacher.py, data.py, training.py, evaluation.py) and the profile
-that joins them (profile.py); the names below are its public face.
+The package's modules hold the sections (teacher.py, data.py, training.py, evaluation.py, release.py) and the
+profile that joins them (profile.py); the names below are its public face.
 """
 
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.settings.data import DedupSettings, GenerationSettings, SplitSettings
 from research_tuner.settings.evaluation import EvaluationSettings, JudgeSettings
+from research_tuner.settings.release import HubSettings, ReleaseSettings, TrackingSettings
 from research_tuner.settings.profile import PROFILE_NAMES, Profile, load_profile, parse_assignments
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import EMBEDDED_MODEL, LLAMA_PROJECTIONS, TrainingSettings, accumulation_problem
 
 __all__ = [
     "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "DedupSettings", "EvaluationSettings", "GenerationSettings",
-    "JudgeSettings", "Profile", "SettingsError", "SplitSettings", "TeacherSettings", "TrainingSettings",
+    "HubSettings", "JudgeSettings", "Profile", "ReleaseSettings", "SettingsError", "SplitSettings", "TeacherSettings",
+    "TrackingSettings", "TrainingSettings",
     "accumulation_problem", "load_profile", "parse_assignments",
 ]
