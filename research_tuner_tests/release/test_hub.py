@@ -79,6 +79,10 @@ def test_preflight_names_the_missing_token_before_the_run(monkeypatch):
     assert any("$HF_TOKEN is empty" in p for p in preflight(profile, will_train=False))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     assert preflight(profile, will_train=False) == []
+    merged = load_profile("demo", overrides={"release": {"hub": {"push": True, "model_repo_id": "me/adapter",
+                                                                  "push_merged": True}}})
+    assert preflight(merged, will_train=False) == [
+        "release.hub.push_merged needs a merged model: set training.export_merged=true"]
 
 
 def test_the_repositories_are_created_private_and_the_folders_uploaded(folders, monkeypatch):
@@ -101,3 +105,24 @@ def test_public_when_asked(folders, monkeypatch):
     api = RecordingHfApi()
     publish(uploads(folders)[:1], HubSettings(push=True, model_repo_id="me/adapter", private=False), api=api)
     assert api.calls[0][1]["private"] is False
+
+
+def test_the_merged_model_is_pushed_with_its_card_without_copying_the_weights(tmp_path, monkeypatch):
+    from research_tuner.release.assets import _merged_with_card
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "model.safetensors").write_bytes(b"weights")
+    (merged / "config.json").write_text("{}")
+    card = tmp_path / "merged_model_card.md"
+    card.write_text("---\nlibrary_name: transformers\n---\n")
+    staged = _merged_with_card(merged, card)
+    assert (staged / "model.safetensors").is_symlink() and (staged / "model.safetensors").read_bytes() == b"weights"
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    api = RecordingHfApi()
+    publish([Upload(staged, "me/merged", "model", "release.hub.model_repo_id")],
+            HubSettings(push=True, model_repo_id="me/merged", push_merged=True), api=api)
+    assert api.calls[1][1]["files"] == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(SettingsError, match="nothing to push"):
+        publish([Upload(_merged_with_card(merged, tmp_path / "absent.md"), "me/merged", "model", "x")],
+                HubSettings(push=True, model_repo_id="me/merged"), api=RecordingHfApi())

@@ -32,6 +32,18 @@ def hub_token(settings: HubSettings) -> str:
     return token
 
 
+def push_problems(settings: HubSettings, *, merged: bool) -> list[str]:
+    """What stops a push, checked before the run starts (`merged`: whether training writes a merged model)."""
+    problems = []
+    if settings.push_merged and not merged:
+        problems.append("release.hub.push_merged needs a merged model: set training.export_merged=true")
+    try:
+        hub_token(settings)
+    except SettingsError as exc:
+        problems.append(str(exc))
+    return problems
+
+
 def check_uploads(uploads: list[Upload], settings: HubSettings) -> str:
     """The token, once every upload has a repository id and a folder with files; else a SettingsError."""
     for upload in uploads:
