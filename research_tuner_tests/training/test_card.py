@@ -58,7 +58,7 @@ def test_the_header_is_what_the_hub_reads(tmp_path):
 def test_the_card_states_how_it_was_trained_and_what_the_evaluation_found():
     report = evaluation()
     text = model_card(manifest(), license="llama3.2", evaluation=report)
-    for fact in ("123,456", "612.3 s", "2346", "NVIDIA H100 80GB HBM3", "gpt-4.1-mini", "96 / 32", "| lora_r ",
+    for fact in ("123,456", "612.3 s", "(in training steps: 540 s)", "2346", "NVIDIA H100 80GB HBM3", "gpt-4.1-mini", "96 / 32", "| lora_r ",
                  "0.0002", "q_proj, k_proj"):
         assert fact in text, fact
     overall = report.comparison[report.comparison["field"] == "all"].iloc[0]

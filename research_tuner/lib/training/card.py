@@ -130,7 +130,8 @@ def _training(manifest: dict[str, Any]) -> str:
         ("fields", ", ".join(manifest.get("fields", []))),
         ("optimizer steps", _number(result.get("global_step"))),
         ("tokens seen", f"{result.get('tokens_seen', 0):,}"),
-        ("wall time", f"{_number(result.get('wall_time_s'))} s (training steps {_number(result.get('train_time_s'))} s)"),
+        ("wall time", f"{_number(result.get('wall_time_s'))} s (in training steps: "
+                      f"{_number(result.get('train_time_s'))} s)"),
         ("tokens per second", _number(result.get("tokens_per_second"))),
         ("final training loss", _number(result.get("final_train_loss"))),
         ("final validation loss", _number(result.get("final_eval_loss"))),
