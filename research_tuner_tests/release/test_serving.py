@@ -128,7 +128,7 @@ def test_cli_serve_prints_the_transformers_command(adapter_folder, tmp_path, cap
     (lake / "lora_adapter").symlink_to(adapter_folder)
     assert cli.main(["serve", "--lake", str(lake), "--engine", "transformers", "--port", "8123", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "transformers on http://127.0.0.1:8123/v1" in out and f"serve {adapter_folder / 'merged'}" in out
+    assert "transformers on http://127.0.0.1:8123/v1" in out and f"serve {lake / 'lora_adapter' / 'merged'} " in out
 
 
 def test_without_a_merged_folder_transformers_serve_says_what_to_set(tmp_path):
