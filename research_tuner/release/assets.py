@@ -116,7 +116,7 @@ def _track_evaluation(context, tracker: MlflowTracker, manifest: dict, evaluatio
     the training was not tracked): overall and per-field scores, win rates, the card and the report's files."""
     run_id = manifest.get("mlflow_run_id")
     if not run_id:
-        run_id = tracker.run_for(context.run_id)
+        run_id = tracker.run_for(context.run.run_id)
         tracker.log_params(run_id, manifest["training"], prefix="training.")
     comparison, wins = evaluation.comparison, evaluation.win_rates
     metrics = {}
@@ -130,7 +130,7 @@ def _track_evaluation(context, tracker: MlflowTracker, manifest: dict, evaluatio
         metrics[f"{prefix}.ci_low"], metrics[f"{prefix}.ci_high"] = row.win_rate_ci_low, row.win_rate_ci_high
         metrics[f"{prefix}.length_controlled"] = row.lc_win_rate
     tracker.log_metrics(run_id, metrics)
-    tracker.tag(run_id, {DAGSTER_RELEASE_RUN_TAG: context.run_id})
+    tracker.tag(run_id, {DAGSTER_RELEASE_RUN_TAG: context.run.run_id})
     tracker.client.log_artifact(run_id, str(out / "model" / "README.md"), "adapter")
     tracker.log_artifacts(run_id, eval_report, "eval_report")
     tracker.finish(run_id)

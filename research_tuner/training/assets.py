@@ -46,7 +46,7 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
                                                   for k, v in event.items()))
 
     tracker = MlflowTracker(profile.tracking) if profile.tracking.backend == "mlflow" else None
-    mlflow_run = tracker.run_for(context.run_id) if tracker else None
+    mlflow_run = tracker.run_for(context.run.run_id) if tracker else None
     with tracker.reporting_to(mlflow_run) if tracker else nullcontext("none") as report_to:
         result = train_lora(train, validation, cfg, work, progress=progress, merge=cfg.export_merged,
                             report_to=report_to)

@@ -34,10 +34,14 @@ def exported(tmp_path):
     return table, tmp_path / "dataset", counts
 
 
-def test_load_dataset_reads_every_field_and_split_offline(exported, monkeypatch):
+def test_load_dataset_reads_every_field_and_split_offline(exported, monkeypatch, tmp_path):
+    from functools import partial
+
     from datasets import load_dataset
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # a cache of its own: datasets 5.2 keys a local folder's cache by its file layout, not the files' contents
+    load_dataset = partial(load_dataset, cache_dir=str(tmp_path / "hf_cache"))
     table, folder, counts = exported
     assert counts == {"train": 18, "validation": 6}
     everything = load_dataset(str(folder))  # the default configuration: all fields

@@ -25,6 +25,9 @@ from research_tuner.training.assets import lora_adapter
 from research_tuner_tests.support.mlflow_server import mlflow_server
 from research_tuner_tests.support.secrets_scan import files_containing
 
+# two trainings and a release of a tiny model beside a server that starts in 15-35 s: 1.5-2.5 min of wall time
+pytestmark = pytest.mark.slow
+
 EXPERIMENT = "research_tuner_test"
 HF_SECRET = "hf_test-this-must-never-be-written-0123456789"
 TRAINING = {"lora_r": 8, "lora_alpha": 16, "learning_rate": 5e-3, "warmup_ratio": 0.0, "per_device_batch_size": 4,
@@ -153,6 +156,7 @@ def test_the_evaluation_scores_and_win_rates_join_the_training_run(tracked):
 
 
 def test_no_secret_reaches_mlflow_the_lake_or_the_cards(tracked):
+    assert (tracked["tmp"] / "mlflow" / "mlflow.db").is_file()
     assert files_containing(tracked["tmp"], HF_SECRET) == []  # the SQLite store, the artifacts, the lake
 
 
@@ -167,5 +171,5 @@ def test_model_release_writes_the_cards_and_the_dataset(tracked):
         p.name for p in (release / "model").iterdir()}
     training_card = ModelCard.load(tracked["trained"] / "adapter" / "README.md")
     assert "Not evaluated yet" in training_card.text and "tokens seen" in training_card.text
-    data = load_dataset(str(release / "dataset"))
+    data = load_dataset(str(release / "dataset"), cache_dir=str(tracked["tmp"] / "hf_cache"))  # see test_dataset
     assert (len(data["train"]), len(data["validation"])) == (16, 4)

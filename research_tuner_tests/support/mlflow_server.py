@@ -60,8 +60,8 @@ def _stop_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         return
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # its launcher can outlive SIGTERM a while
         pass
     try:
         os.killpg(process.pid, signal.SIGKILL)
