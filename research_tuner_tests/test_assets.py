@@ -154,11 +154,11 @@ def test_the_api_key_is_written_nowhere(loopback_run):
     code, _, server, tmp_path, out, judge = loopback_run
     assert code == 0 and server.answered > 0
     home = tmp_path / "dagster_home"
-    assert sqlite_row_count(home, "runs") == 6  # data + evaluation for 2 fields, training, report
+    assert sqlite_row_count(home, "runs") == 7  # data + evaluation for 2 fields, training, report, release
     assert sqlite_row_count(home, "event_logs") > 50
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(SECRET not in json.dumps(run.run_config) for run in runs)
+        assert len(runs) == 7 and all(SECRET not in json.dumps(run.run_config) for run in runs)
         for run in runs:
             for record in instance.all_logs(run.run_id):
                 assert SECRET not in (record.user_message or "")
