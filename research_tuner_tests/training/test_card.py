@@ -67,6 +67,8 @@ def test_the_card_states_how_it_was_trained_and_what_the_evaluation_found():
     assert "0.812 [0.510, 0.950]" in text and "6/1/1" in text  # the win rate with its Wilson interval
     assert VERDICT in text and all(limit in text for limit in LIMITS)
     assert "Not evaluated yet" in model_card(manifest(), license="other")
+    zero = EvaluationTables(report.comparison.assign(base=0.0, improvement_pct=float("nan")), report.win_rates, "")
+    assert "nan" not in model_card(manifest(), license="other", evaluation=zero)  # a gain in % from 0 is "-"
 
 
 def test_a_merged_model_card_is_a_transformers_card(tmp_path):

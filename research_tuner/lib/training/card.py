@@ -153,7 +153,8 @@ def _evaluation(evaluation: EvaluationTables | None) -> str:
                 "its table here.")
     overall = evaluation.comparison[evaluation.comparison["field"] == "all"]
     rows = [(r.metric, int(r.n), f"{r.base:.4f}", f"{r.fine_tuned:.4f}",
-             f"{r.delta:+.4f} [{r.delta_ci_low:+.4f}, {r.delta_ci_high:+.4f}]", f"{r.improvement_pct:+.1f}%")
+             f"{r.delta:+.4f} [{r.delta_ci_low:+.4f}, {r.delta_ci_high:+.4f}]",
+             f"{r.improvement_pct:+.1f}%" if math.isfinite(r.improvement_pct) else "-")  # no gain in % from 0
             for r in overall.itertuples()]
     text = ("## Evaluation\n\nBase vs fine-tuned on held-out validation questions, against the teacher's "
             "approach; paired delta with its 95% bootstrap interval:\n\n"
