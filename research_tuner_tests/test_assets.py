@@ -105,8 +105,10 @@ def test_whole_graph_writes_every_asset(loopback_run):
     adapter = Path(lake) / "lora_adapter"
     assert (adapter / "adapter" / "adapter_config.json").is_file()
     assert (adapter / "tokenizer").is_dir() and (adapter / "training_log.parquet").is_file()
+    assert "Not evaluated yet" in (adapter / "adapter" / "README.md").read_text()  # the card written at training
     release = Path(lake) / "model_release"  # the last job: cards and the dataset export
     assert "library_name: peft" in (release / "model" / "README.md").read_text()
+    assert "| judge_score" in (release / "model" / "README.md").read_text()  # the report's table, judge included
     assert len(list((release / "dataset" / "data").glob("*/train-*.parquet"))) == 2  # arts and humanities
     report = Path(lake) / "eval_report"
     scores = read_parquet(UPath(report) / "scores_by_field.parquet")
