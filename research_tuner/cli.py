@@ -7,6 +7,7 @@
     research-tuner table                                # print the last evaluation table
     research-tuner doctor                               # check every lake file; print what repairs the damaged
     research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
+    research-tuner serve [--port 8000] [--dry-run]     # an OpenAI-compatible server for the trained model
 
 Runs go through the Dagster instance in $DAGSTER_HOME (when set), so they show in `dagster dev` too.
 A mistake in the command line or the settings is one line on stderr and exit status 2.
@@ -119,6 +120,7 @@ def run_pipeline(args) -> int:
             for field in fields:
                 launch("evaluation_job", field)
             launch("report_job")
+            launch("release_job")
         except (_Stopped, KeyboardInterrupt) as exc:
             stop.arrived.wait(0.5)  # the watcher thread names the signal a moment after it arrives
             where = f" during {exc}" if isinstance(exc, _Stopped) else ""
@@ -208,6 +210,31 @@ def answer(args) -> int:
     return 0
 
 
+def serve(args) -> int:
+    """Start an OpenAI-compatible server for the lake's model (vLLM on a GPU, `transformers serve` on a CPU)."""
+    import json
+
+    from research_tuner.lake import lake_path, local_copy
+    from research_tuner.lib.release.serving import server_plan
+
+    folder = lake_path(args.lake, "lora_adapter")
+    if not folder.exists():
+        print(f"no adapter in {folder}: run the pipeline first (research-tuner run)", file=sys.stderr)
+        return 2
+    adapter = local_copy(folder)
+    try:
+        plan = server_plan(adapter, json.loads((adapter / "manifest.json").read_text()), host=args.host,
+                           port=args.port, engine=args.engine)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{plan.engine} on http://{args.host}:{args.port}/v1, model {plan.model!r}:\n  " + " ".join(plan.command),
+          flush=True)
+    if args.dry_run:
+        return 0
+    os.execvpe(plan.command[0], plan.command, {**os.environ, **plan.env})  # the server replaces this process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="research-tuner", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--model", choices=["fine_tuned", "base"], default="fine_tuned")
     ask.add_argument("--max-new-tokens", type=_positive_int, default=512)
     ask.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    srv = sub.add_parser("serve", help="start an OpenAI-compatible server for the trained model")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto",
+                     help="auto: vLLM on a CUDA machine that has it, else transformers serve (needs merged/)")
+    srv.add_argument("--dry-run", action="store_true", help="print the command, start nothing")
+    srv.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -247,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             from research_tuner.doctor import main as doctor
 
             return doctor(args.lake)
+        if args.command == "serve":
+            return serve(args)
         print_table(args.lake)
         return 0
     except SettingsError as exc:

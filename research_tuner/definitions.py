@@ -11,11 +11,12 @@ from research_tuner.executors import cap_torch_threads, executor_from_env
 from research_tuner.jobs import ALL_JOBS
 from research_tuner.lake import ParquetLakeIOManager
 from research_tuner.questions import assets as questions
+from research_tuner.release import assets as release
 from research_tuner.resources import TeacherResource, default_settings
 from research_tuner.training import assets as training
 from research_tuner.versions import with_code_versions
 
-STAGES = [questions, approaches, training, evaluation]
+STAGES = [questions, approaches, training, evaluation, release]
 
 cap_torch_threads()
 

@@ -21,4 +21,9 @@ report_job = dg.define_asset_job(
     "report_job", selection=dg.AssetSelection.assets("eval_report"), description="Tables and figures over all fields."
 )
 
-ALL_JOBS = [data_job, training_job, evaluation_job, report_job]
+release_job = dg.define_asset_job(
+    "release_job", selection=dg.AssetSelection.assets("model_release"),
+    description="Model and dataset cards, the dataset export, the evaluation in MLflow, the optional Hub upload.",
+)
+
+ALL_JOBS = [data_job, training_job, evaluation_job, report_job, release_job]

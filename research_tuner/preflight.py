@@ -110,8 +110,21 @@ def check_training(profile: Profile, report: Preflight, options: Options) -> Non
         report.problems.append(str(exc))
 
 
+def check_release(profile: Profile, report: Preflight, options: Options) -> None:
+    """MLflow installed where tracking asks for it; the Hub token and repository ids before the run, not after
+    hours of training."""
+    import importlib.util
+
+    if profile.tracking.backend == "mlflow" and importlib.util.find_spec("mlflow") is None:
+        report.problems.append("tracking.backend is mlflow but MLflow is not installed: pip install -e '.[tracking]'")
+    if profile.release.hub.push:
+        from research_tuner.lib.release.hub import push_problems
+
+        report.problems.extend(push_problems(profile.release.hub, merged=profile.training.export_merged))
+
+
 #: The checks, in order: the servers first, so a wrong URL or key fails in seconds, before torch is imported.
-CHECKS: tuple[Callable[[Profile, Preflight, Options], None], ...] = (check_servers, check_training)
+CHECKS: tuple[Callable[[Profile, Preflight, Options], None], ...] = (check_servers, check_release, check_training)
 
 
 def preflight(profile: Profile, *, will_train: bool = True, contact_servers: bool = True) -> Preflight:

@@ -54,6 +54,7 @@ LOGIC_VERSIONS: dict[str, int] = {
     "eval_preferences": 1,
     "eval_scores": 2,  # 2: one row per answer with every metric of the registry
     "eval_report": 3,  # 3: reads eval_preferences too (win rates, verdict)
+    "model_release": 1,
 }
 
 _STUDENT = ((chat, ("STUDENT_SYSTEM_PROMPT", "CHAT_TEMPLATE_KWARGS")),)
@@ -123,7 +124,13 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
                          _section("teacher", only={"model", "backend"})),
     # the embedding similarity reads the dedup section's embedding model
     "eval_scores": (_section("dedup", only={"embedding_model"}),),
+    # the cards' licences and the dataset's repository (the model card links it); where and whether to push
+    # change no file, and the settings the dataset card lists already shape dataset_split upstream
+    "model_release": (_section("release", without={"hub"}), _section("release.hub", only={"dataset_repo_id"})),
 }
+
+#: Profile sections that say where results are reported (an MLflow server), never what an asset writes.
+UNVERSIONED_SECTIONS = frozenset({"tracking"})
 
 #: Package data files each asset reads.
 DATA_FILES: dict[str, tuple[str, ...]] = {"subdomains": ("taxonomy.yaml",)}

@@ -108,6 +108,11 @@ def test_whole_graph_writes_every_asset(loopback_run):
     adapter = Path(lake) / "lora_adapter"
     assert (adapter / "adapter" / "adapter_config.json").is_file()
     assert (adapter / "tokenizer").is_dir() and (adapter / "training_log.parquet").is_file()
+    assert "Not evaluated yet" in (adapter / "adapter" / "README.md").read_text()  # the card written at training
+    release = Path(lake) / "model_release"  # the last job: cards and the dataset export
+    assert "library_name: peft" in (release / "model" / "README.md").read_text()
+    assert "| judge_score" in (release / "model" / "README.md").read_text()  # the report's table, judge included
+    assert len(list((release / "dataset" / "data").glob("*/train-*.parquet"))) == 2  # arts and humanities
     report = Path(lake) / "eval_report"
     scores = read_parquet(UPath(report) / "scores_by_field.parquet")
     assert sorted(zip(scores["field"], scores["model"])) == [
@@ -154,11 +159,11 @@ def test_the_api_key_is_written_nowhere(loopback_run):
     code, _, server, tmp_path, out, judge = loopback_run
     assert code == 0 and server.answered > 0
     home = tmp_path / "dagster_home"
-    assert sqlite_row_count(home, "runs") == 6  # data + evaluation for 2 fields, training, report
+    assert sqlite_row_count(home, "runs") == 7  # data + evaluation for 2 fields, training, report, release
     assert sqlite_row_count(home, "event_logs") > 50
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 6 and all(SECRET not in json.dumps(run.run_config) for run in runs)
+        assert len(runs) == 7 and all(SECRET not in json.dumps(run.run_config) for run in runs)
         for run in runs:
             for record in instance.all_logs(run.run_id):
                 assert SECRET not in (record.user_message or "")

@@ -12,7 +12,7 @@ PARTITIONED = ["subdomains", "raw_questions", "deduped_questions", "approaches",
 def test_assets_and_lineage():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == set(PARTITIONED) | {"question_clusters", "lora_adapter", "eval_report"}
+    assert keys == set(PARTITIONED) | {"question_clusters", "lora_adapter", "eval_report", "model_release"}
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys} for k in keys}
     assert parents["raw_questions"] == {"subdomains"}
     assert parents["question_clusters"] == {"raw_questions"}  # all fields: duplicates across fields are caught
@@ -26,6 +26,7 @@ def test_assets_and_lineage():
     assert parents["eval_scores"] == {"eval_generations", "eval_judgements", "eval_preferences"}
     # scoring is its own step: the report reads the scores and the pairwise verdicts, never the answers
     assert parents["eval_report"] == {"eval_scores", "eval_preferences"}
+    assert parents["model_release"] == {"lora_adapter", "eval_report", "dataset_split"}
 
 
 def test_field_partitions():
@@ -38,7 +39,7 @@ def test_field_partitions():
     assert graph.get(dg.AssetKey("question_clusters")).partitions_def is None
 
 
-GROUPS = ("questions", "approaches", "training", "evaluation")
+GROUPS = ("questions", "approaches", "training", "evaluation", "release")
 
 
 def test_every_asset_says_group_kind_and_description():
@@ -72,6 +73,7 @@ JOBS = {  # job: (the assets it materializes, partitioned by field)
     "training_job": ({"lora_adapter"}, False),
     "evaluation_job": ({"eval_generations", "eval_judgements", "eval_preferences", "eval_scores"}, True),
     "report_job": ({"eval_report"}, False),
+    "release_job": ({"model_release"}, False),
 }
 
 

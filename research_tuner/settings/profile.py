@@ -16,6 +16,7 @@ from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.settings.base import Strict
 from research_tuner.settings.data import DedupSettings, GenerationSettings, SplitSettings
 from research_tuner.settings.evaluation import EvaluationSettings
+from research_tuner.settings.release import ReleaseSettings, TrackingSettings
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import TrainingSettings
 
@@ -30,6 +31,8 @@ class Profile(Strict):
     dedup: DedupSettings = DedupSettings()
     training: TrainingSettings
     evaluation: EvaluationSettings = EvaluationSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    release: ReleaseSettings = ReleaseSettings()
 
     @model_validator(mode="after")
     def _check(self) -> Profile:

