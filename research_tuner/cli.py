@@ -3,7 +3,7 @@
     research-tuner run                                  # demo profile, all 8 fields
     research-tuner run --profile paper --set teacher.max_concurrency=32
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
-    research-tuner check --profile paper                # preflight only: settings and credentials
+    research-tuner check --profile paper                # preflight only: settings, credentials and the price
     research-tuner table                                # print the last evaluation table
     research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
 
@@ -70,6 +70,20 @@ def preflight(profile: Profile, *, will_train: bool = True) -> list[str]:
     return problems
 
 
+def price_check(profile: Profile, fields: list[str], over_budget_ok: bool) -> bool:
+    """Print the run's estimated price (research_tuner/price.py); False when a step's estimate is above its budget
+    and the user did not say --over-budget-ok."""
+    from research_tuner.price import estimate_run, format_estimate, over_budget
+
+    estimates = estimate_run(profile, fields)
+    print(format_estimate(profile, estimates), flush=True)
+    if over_budget(estimates) and not over_budget_ok:
+        print("Cannot start: the estimate is above the budget of the step(s) listed; raise teacher.budget_usd "
+              "(or evaluation.judge.budget_usd), make the run smaller, or pass --over-budget-ok.", file=sys.stderr)
+        return False
+    return True
+
+
 def _run_config(args, lake: str) -> dict[str, Any]:
     overrides = parse_assignments(args.set or [])
     return {
@@ -105,6 +119,8 @@ def run_pipeline(args) -> int:
     unknown = sorted(set(fields) - set(field_keys()))
     if unknown:
         print(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(field_keys())}", file=sys.stderr)
+        return 2
+    if not price_check(profile, fields, args.over_budget_ok):
         return 2
     lake = args.lake or os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")
     run_config = _run_config(args, lake)
@@ -228,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting")
         p.add_argument("--fields", help="comma-separated field keys (default: all 8)")
         p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
+        p.add_argument("--over-budget-ok", action="store_true",
+                       help="start even when a step's estimated cost is above its budget_usd")
     table = sub.add_parser("table")
     table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     ask = sub.add_parser("answer", help="answer a research question with the trained model")
@@ -242,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             profile = load_profile(args.profile, args.config, parse_assignments(args.set or []))
             problems = preflight(profile)
+            priced = price_check(profile, args.fields.split(",") if args.fields else field_keys(), args.over_budget_ok)
             print("\n".join(f"- {p}" for p in problems) if problems else f"profile {profile.name}: ready")
-            return 2 if problems else 0
+            return 2 if problems or not priced else 0
         if args.command == "answer":
             return answer(args)
         print_table(args.lake)

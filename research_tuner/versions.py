@@ -44,9 +44,9 @@ from research_tuner.settings import Profile
 LOGIC_VERSIONS: dict[str, int] = {
     "subdomains": 1,
     "raw_questions": 1,
-    "question_clusters": 1,
+    "question_clusters": 2,  # 2: content gates before the duplicate search (gate, gate_reason columns)
     "deduped_questions": 1,
-    "approaches": 1,
+    "approaches": 2,  # 2: content gates on every approach
     "dataset_split": 1,
     "lora_adapter": 1,
     "eval_generations": 2,  # 2: answers only; the scores moved to eval_scores
@@ -82,7 +82,8 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
 _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retries", "request_timeout_s",
                         "price_input_per_mtok", "price_output_per_mtok", "requests_per_minute", "tokens_per_minute",
                         "budget_usd", "mode", "batch_price_factor", "batch_poll_interval_s",
-                        "batch_completion_window", "batch_max_requests"}
+                        "batch_completion_window", "batch_max_requests", "expected_tokens_per_question",
+                        "expected_approach_fill"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.
@@ -108,9 +109,11 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     "subdomains": (_section("generation", without={"questions_per_subdomain"}),),
     "raw_questions": (_section("teacher", without=_TEACHER_OPERATIONAL | _APPROACH_ONLY),
                       _section("generation", without={"subdomains_per_field"})),
-    "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY),),
+    # the off-topic gate embeds with the dedup section's model
+    "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY), _section("gates.approaches"),
+                   _section("dedup", only={"embedding_model"})),
     # batch size and precision of the embedding model steer speed, not which pairs pass the thresholds
-    "question_clusters": (_section("dedup", without={"embedding_batch_size"}),),
+    "question_clusters": (_section("dedup", without={"embedding_batch_size"}), _section("gates.questions")),
     # the split places near-duplicate groups together and checks leakage with the same passes
     "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size"})),
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),

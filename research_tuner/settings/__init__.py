@@ -12,12 +12,14 @@ that joins them (profile.py); the names below are its public face.
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.settings.data import DedupSettings, GenerationSettings, SplitSettings
 from research_tuner.settings.evaluation import EvaluationSettings, JudgeSettings
+from research_tuner.settings.gates import ApproachGateSettings, GateSettings, QuestionGateSettings
 from research_tuner.settings.profile import PROFILE_NAMES, Profile, load_profile, parse_assignments
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import EMBEDDED_MODEL, LLAMA_PROJECTIONS, TrainingSettings, accumulation_problem
 
 __all__ = [
-    "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "DedupSettings", "EvaluationSettings", "GenerationSettings",
-    "JudgeSettings", "Profile", "SettingsError", "SplitSettings", "TeacherSettings", "TrainingSettings",
-    "accumulation_problem", "load_profile", "parse_assignments",
+    "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "ApproachGateSettings", "DedupSettings",
+    "EvaluationSettings", "GateSettings", "GenerationSettings", "JudgeSettings", "Profile", "QuestionGateSettings",
+    "SettingsError", "SplitSettings", "TeacherSettings", "TrainingSettings", "accumulation_problem", "load_profile",
+    "parse_assignments",
 ]

@@ -79,16 +79,21 @@ def cluster_questions(
     return frame, pairs
 
 
+def _duplicates(audit: pd.DataFrame) -> pd.DataFrame:
+    """The rows removed as a duplicate of a kept question (not those a content gate rejected: curate.py)."""
+    return audit[~audit["keep"] & audit["duplicate_of"].notna()]
+
+
 def dedup_summary(audit: pd.DataFrame) -> dict[str, int]:
-    """Counts in and out and removed by kind."""
-    removed = audit[~audit["keep"]]
+    """Counts in and out and removed as duplicates, by kind."""
+    removed = _duplicates(audit)
     return {"questions_in": len(audit), "questions_kept": int(audit["keep"].sum()), "removed": len(removed),
             **{f"removed_{kind}": int((removed["kind"] == kind).sum()) for kind in KINDS}}
 
 
 def removed_pairs(audit: pd.DataFrame) -> pd.DataFrame:
     """Removed questions side by side with the question that matched them, most similar first (`REMOVED_PAIRS`)."""
-    removed = audit[~audit["keep"]]
+    removed = _duplicates(audit)
     by_id = audit.drop_duplicates("question_id").set_index("question_id")
     matched = by_id.reindex(removed["matched_question_id"])
     return pd.DataFrame({
