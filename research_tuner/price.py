@@ -71,14 +71,15 @@ def _judge_plans(profile: Profile, field: str) -> list[StepPlan]:
     if counts["pointwise"]:
         one = judge_request({"question": question, "reference": reference, "response": answer, "question_id": "q",
                              "model": "m"}, judge)
+        expected = min(judge.max_tokens, EXPECTED_JUDGE_TOKENS["pointwise"])
         plans.append(StepPlan(f"eval_judgements[{field}]", [one] * counts["pointwise"],
-                              [min(judge.max_tokens, EXPECTED_JUDGE_TOKENS["pointwise"])] * counts["pointwise"], client))
+                              [expected] * counts["pointwise"], client))
     if counts["pairwise"]:
         one = pairwise_request({"question": question, "fine_tuned": answer, "other": answer, "question_id": "q",
                                 "opponent": "base"}, "fine_tuned_first", judge)
+        expected = min(judge.pairwise_max_tokens, EXPECTED_JUDGE_TOKENS["pairwise"])
         plans.append(StepPlan(f"eval_preferences[{field}]", [one] * counts["pairwise"],
-                              [min(judge.pairwise_max_tokens, EXPECTED_JUDGE_TOKENS["pairwise"])] * counts["pairwise"],
-                              client))
+                              [expected] * counts["pairwise"], client))
     return plans
 
 

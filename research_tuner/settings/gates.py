@@ -14,7 +14,7 @@ from research_tuner.settings.base import Strict
 
 
 class QuestionGateSettings(Strict):
-    """Is it a research question of its subdomain at all? Every rejected question stays in the audit, with its reason."""
+    """Is it a research question of its subdomain at all? A rejected question stays in the audit, with its reason."""
 
     enabled: bool = Field(default=True, description="False: every question goes straight to the duplicate search.")
     min_words: int = Field(default=6, ge=1, description="Fewer words than this: too short to design a study around.")

@@ -55,7 +55,8 @@ def gate_verdicts(questions: pd.DataFrame, gates: QuestionGateSettings, dedup: D
         low = todo[scores < gates.on_topic_threshold]
         out.loc[low, "gate"] = "off_topic"
         out.loc[low, "gate_reason"] = [
-            f"cosine {s:.2f} to its subdomain, below {gates.on_topic_threshold}" for s in out.loc[low, "topic_similarity"]]
+            f"cosine {s:.2f} to its subdomain, below {gates.on_topic_threshold}"
+            for s in out.loc[low, "topic_similarity"]]
     return out
 
 
@@ -81,7 +82,8 @@ def curate_questions(
 def gate_summary(audit: pd.DataFrame) -> dict[str, int]:
     """Questions each gate removed (all fields)."""
     gate = audit["gate"] if "gate" in audit else pd.Series(dtype=object)
-    return {f"rejected_{g}": int((gate == g).sum()) for g in QUESTION_GATES} | {"rejected_by_gates": int(gate.notna().sum())}
+    counts = {f"rejected_{g}": int((gate == g).sum()) for g in QUESTION_GATES}
+    return counts | {"rejected_by_gates": int(gate.notna().sum())}
 
 
 def counts_per_field(audit: pd.DataFrame) -> pd.DataFrame:

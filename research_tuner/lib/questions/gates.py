@@ -45,7 +45,8 @@ _PERSONAL = (
     re.compile(r"\b(?:me|my|mine|myself)\b"),
 )
 _SELF = re.compile(
-    r"\b(?:this|the following|the above|the previous|my|your|that)\s+(?:research\s+)?(?:question|prompt|request|task)s?\b"
+    r"\b(?:this|the following|the above|the previous|my|your|that)\s+(?:research\s+)?"
+    r"(?:question|prompt|request|task)s?\b"
     r"|\bresearch\s+questions?\b|\bquestion\s+(?:above|below)\b|\bwrite\s+(?:one|a)\b",
     re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
@@ -133,5 +134,6 @@ def off_topic_scores(questions: list[str], anchors: list[tuple[str, str]], embed
     if not questions:
         return np.empty(0, np.float32)
     q = embed(questions, embedding_model, batch_size, precision)
-    a = embed([a for pair in anchors for a in pair], embedding_model, batch_size, precision).reshape(len(anchors), 2, -1)
+    flat = [text for pair in anchors for text in pair]
+    a = embed(flat, embedding_model, batch_size, precision).reshape(len(anchors), 2, -1)
     return np.einsum("nd,nkd->nk", q, a).max(axis=1)

@@ -2,8 +2,8 @@
 template tokens that leak when a server applies the wrong template. Shared by the question and approach gates.
 
 Each kind is a tuple of case-insensitive regular expressions; `boilerplate_match` names the first kind that
-matches, and the words it matched. The patterns are narrow on purpose (whole phrases, not single words), so a research text that studies
-refusals or API keys is not mistaken for one; docs/gates.md lists what they catch.
+matches, and the words it matched. The patterns are narrow on purpose (whole phrases, not single words), so a
+research text that studies refusals or API keys is not mistaken for one; docs/gates.md lists what they catch.
 """
 
 from __future__ import annotations
