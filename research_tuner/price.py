@@ -6,7 +6,8 @@ What is assumed, and so only as good as the assumption:
   (an upper bound: what curation removes is not asked for);
 - a question is `teacher.expected_tokens_per_question` tokens, an approach (or a section) uses
   `teacher.expected_approach_fill` of its `max_tokens`; a student's answer uses all of `evaluation.max_new_tokens`;
-- a judge writes `EXPECTED_JUDGE_TOKENS` per verdict; retries of rejected answers come on top.
+- a judge writes `EXPECTED_JUDGE_TOKENS` per verdict, a grade of an approach `EXPECTED_GRADE_TOKENS`; retries of
+  rejected answers come on top.
 
 `research-tuner check` prints it, and `research-tuner run` refuses to start when a step's estimate is above its
 budget (`teacher.budget_usd`, `evaluation.judge.budget_usd`: each caps one step) unless --over-budget-ok.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from research_tuner.lib.approaches.grade import grade_request
 from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
 from research_tuner.lib.evaluation.judge.grade import judge_request
 from research_tuner.lib.evaluation.judge.pairwise import pairwise_request
@@ -29,6 +31,8 @@ from research_tuner.lib.teacher.estimate import StepEstimate, StepPlan, estimate
 if TYPE_CHECKING:
     from research_tuner.settings import Profile
 
+#: Completion tokens of one grade of an approach: {"score": n}.
+EXPECTED_GRADE_TOKENS = 6
 #: Completion tokens of one judge answer: a short rationale and 8 scores, or a one-sentence reason and a verdict.
 EXPECTED_JUDGE_TOKENS = {"pointwise": 150, "pairwise": 60}
 
@@ -51,7 +55,14 @@ def _teacher_plans(profile: Profile, field: str) -> list[StepPlan]:
                                  part, cfg, 0)
                 for s in subdomains for i in range(gen.questions_per_subdomain) for part in approach.parts]
     fill = math.ceil(cfg.expected_approach_fill * cfg.max_tokens_approach)
-    return [questions, StepPlan(f"approaches[{field}]", requests, [fill] * len(requests), cfg)]
+    expected = [fill] * len(requests)
+    gates = profile.gates.approaches
+    if gates.enabled and gates.grade:  # one grade per approach, sent by the same step
+        approach_text = _stand_in(fill * len(approach.parts))
+        graded = len(subdomains) * gen.questions_per_subdomain
+        requests += [grade_request(text, approach_text, gates)] * graded
+        expected += [min(gates.grade_max_tokens, EXPECTED_GRADE_TOKENS)] * graded
+    return [questions, StepPlan(f"approaches[{field}]", requests, expected, cfg)]
 
 
 def _judge_plans(profile: Profile, field: str) -> list[StepPlan]:

@@ -29,6 +29,7 @@ from typing import Any
 
 import dagster as dg
 
+from research_tuner.lib.approaches import grade as approach_grade
 from research_tuner.lib.approaches import prompts as approach_prompts
 from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.judge import pairwise_prompts, verdict
@@ -66,7 +67,8 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
                                           "QUESTION_TOPICS")),
                       (question_schemas, ("QUESTIONS_SCHEMA",))),
     "approaches": ((approach_prompts, ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS",
-                                       "SECTION_USER")),),
+                                       "SECTION_USER", "GRADE_SYSTEM", "GRADE_USER")),
+                   (approach_grade, ("GRADE_SCHEMA",))),
     "lora_adapter": _STUDENT,
     "eval_generations": _STUDENT,
     "eval_judgements": ((judge_prompts, ("JUDGE_SYSTEM", "RUBRIC", "CRITERIA", "RETRY_REMINDER", "RESPONSE_OPEN",

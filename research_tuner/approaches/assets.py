@@ -69,7 +69,7 @@ def approaches(
         "failed_per_reason": dg.MetadataValue.json(
             {str(k): int(v) for k, v in failed["error"].str.split(":").str[0].value_counts().items()}),
         "rejected_per_gate_with_retries": dg.MetadataValue.json(
-            {g: int(rejections.get(g, 0)) for g in ("format", *APPROACH_GATES)}),
+            {g: int(rejections.get(g, 0)) for g in ("format", *APPROACH_GATES, "grade")}),
         **usage_metadata(usage, profile.teacher),
     })
     yield dg.AssetCheckResult(

@@ -58,6 +58,11 @@ class ApproachGateSettings(Strict):
         default=0.3, ge=-1.0, le=1.0,
         description="Cosine between the question and its approach below which the approach does not address it.",
     )
+    grade: bool = Field(
+        default=False, description="Ask the teacher to grade each approach that passed the other gates, 1-10 "
+        "(one more request per approach, cached like every request).")
+    grade_threshold: int = Field(default=6, ge=1, le=10, description="A grade below this rejects the approach.")
+    grade_max_tokens: int = Field(default=20, ge=5)
 
 
 class GateSettings(Strict):

@@ -163,3 +163,28 @@ def test_by_section_asks_again_only_for_the_section_at_fault(server, tmp_path, m
     assert rejections == {"boilerplate": 1}
     assert server.answered == len(SECTIONS) + 1
     assert "sorry" not in split_sections(valid["approach"].iloc[0])["Hypothesis"]
+
+
+def test_the_optional_teacher_grade_rejects_a_low_grade_and_is_cached(server, tmp_path, monkeypatch):
+    graded = ApproachGateSettings(on_topic=False, grade=True, grade_threshold=6)
+    teacher, cfg = teacher_for(server, tmp_path, monkeypatch)
+    usage, rejections = Usage(), Counter()
+    # question 1's approach, its grade (a 2), the retried approach (another text: the same text would get the same
+    # grade, from the cache) and that one's grade (the server's 8)
+    server.inject(Fault(), Fault(text='{"score": 2}'), Fault(text=assemble_markdown(GOOD)))
+    valid, failed = generate_approaches(teacher, questions(1), cfg, usage, gates=graded, rejections=rejections)
+    assert len(valid) == 1 and failed.empty and rejections == {"grade": 1}
+    assert server.answered == 4 and usage.retries == 1
+    again = Usage()
+    generate_approaches(teacher, questions(1), cfg, again, gates=graded)
+    assert again.requests_sent == 0 and again.cache_hits == 4  # approaches and grades from the cache
+    strict = ApproachGateSettings(on_topic=False, grade=True, grade_threshold=9)  # the server's 8 is too low
+    valid, failed = generate_approaches(teacher, questions(2).iloc[1:], cfg, Usage(), gates=strict)
+    assert valid.empty and failed["error"].iloc[0] == "grade: graded 8/10, below 9"
+
+
+def test_a_grade_is_read_from_json_or_prose_and_never_guessed():
+    from research_tuner.lib.approaches.grade import read_score
+
+    assert read_score('{"score": 7}') == 7 and read_score("Score: 4/10, generic.") == 4
+    assert read_score("A fine approach.") is None and read_score('{"score": 42}') is None

@@ -138,6 +138,9 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
     user = messages[-1]["content"]
     if is_judge_request(messages):
         return _judge_answer(user, wants_json)
+    if "Grade this research approach from 1 to 10" in user:  # 8 with all 7 sections, else 3
+        score = 8 if len(present_sections(user)) == len(SECTIONS) else 3
+        return json.dumps({"score": score}) if wants_json else f"Score: {score}/10"
     if wants_json or '"questions"' in user:
         n = int(re.search(r"Write (\d+) distinct", user).group(1)) if "distinct" in user else 5
         sub = re.search(r"subdomain '([^']+)'", user)

@@ -3,7 +3,7 @@
 Each question's parts (the whole approach, or its 7 sections) are asked for in one pass over all questions; a
 part whose response is rejected is asked again with a new seed, a bounded number of times
 (`teacher.max_retries`). Once a question has all its parts, the approach is assembled and put through the content
-gates (gates.py); a rejected approach has the parts at fault asked again, like a malformed one. An approach that is
+gates (gates.py), and optionally the teacher's grade (grade.py); a rejected approach has the parts at fault asked again, like a malformed one. An approach that is
 still incomplete or rejected after the retries is returned as a failure row with its reason, never as a valid one.
 """
 
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from research_tuner.lib.approaches.gates import Rejection, off_topic, section_problems, topic_similarity
+from research_tuner.lib.approaches.grade import grade_approaches
 from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES, ApproachStrategy, Part
 from research_tuner.lib.shared.schema import RowSchema
 from research_tuner.lib.shared.sections import SECTIONS, split_sections
@@ -93,8 +94,16 @@ def generate_approaches(
             else:
                 last_error[row] = error
         ready = sorted({row for row, _ in jobs if all((row, p) in accepted for p in strategy.parts)})
-        checked = check_approaches(strategy, [str(records[r]["question"]) for r in ready],
-                                   [{p: accepted[(r, p)] for p in strategy.parts} for r in ready], gates, dedup)
+        texts = [str(records[r]["question"]) for r in ready]
+        checked = check_approaches(strategy, texts, [{p: accepted[(r, p)] for p in strategy.parts} for r in ready],
+                                   gates, dedup)
+        if gates is not None and gates.enabled and gates.grade:
+            passed = [i for i, (a, _) in enumerate(checked) if a is not None]
+            grades = grade_approaches(teacher, [texts[i] for i in passed], [checked[i][0] for i in passed], gates,
+                                      usage)
+            for i, problem in zip(passed, grades):
+                if problem:
+                    checked[i] = (None, problem)
         for row, (approach, problem) in zip(ready, checked):
             if problem is None:
                 done[row] = approach
