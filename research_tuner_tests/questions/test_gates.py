@@ -138,3 +138,34 @@ def test_off_topic_questions_are_rejected_and_at_most_1_in_50_good_ones_wrongly(
     assert bad["gate"].notna().all(), bad[bad["gate"].isna()]["question"].tolist()
     off = bad[bad["expected"] == "off_topic"]
     assert (off["gate"] == "off_topic").all(), off[["question", "topic_similarity"]].to_string()
+
+
+def test_the_assets_show_per_field_what_each_gate_removed_with_a_preview(tmp_path):
+    """question_clusters and deduped_questions called directly: counts per gate and field, and the rejected rows
+    with their reasons, in the metadata a person reads in the UI."""
+    import dagster as dg
+
+    from research_tuner.lake import ParquetLakeIOManager
+    from research_tuner.questions.assets import deduped_questions, question_clusters
+    from research_tuner.resources import PipelineSettings
+
+    settings = PipelineSettings(profile="demo", overrides={"dedup": {"semantic": False},
+                                                           "gates": {"questions": {"on_topic": False}}})
+    raw = rows([("professional", "law", q) for q in ISSUE_EXAMPLES]
+               + [("professional", "law", "How have data protection rules changed court rulings on workplace "
+                   "surveillance?"), ("arts", "music", "How does tempo affect how fast shoppers walk in stores?")])
+    context = dg.build_asset_context()
+    output, check = list(question_clusters(context, settings=settings, io_manager=ParquetLakeIOManager(
+        root=str(tmp_path)), raw_questions=raw))
+    meta = output.metadata
+    assert check.passed and meta["rejected_by_gates"].value == 3 and meta["questions_kept"].value == 2
+    per_field = meta["per_field"].value
+    assert "rejected_boilerplate" in per_field and "rejected_repetition" in per_field
+    assert "current open problem" in meta["rejected_preview"].value
+    output, _ = list(deduped_questions(dg.build_asset_context(partition_key="professional"),
+                                       question_clusters=output.value))
+    meta = output.metadata
+    assert len(output.value) == 1 and meta["rejected_by_gates"].value == 3
+    assert meta["rejected_per_gate"].value == {"boilerplate": 1, "repetition": 1, "self_reference": 1}
+    assert "How can I help you?" in meta["rejected_preview"].value
+    assert "assistant chatter: 'How can I help'" in meta["rejected_preview"].value
