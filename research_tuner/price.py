@@ -6,6 +6,7 @@ What is assumed, and so only as good as the assumption:
   (an upper bound: what curation removes is not asked for);
 - a question is `teacher.expected_tokens_per_question` tokens, an approach (or a section) uses
   `teacher.expected_approach_fill` of its `max_tokens`; a student's answer uses all of `evaluation.max_new_tokens`;
+- the teacher's yes/no on borderline duplicate pairs is asked `dedup.borderline_max_pairs` times (its cap);
 - a judge writes `EXPECTED_JUDGE_TOKENS` per verdict, a grade of an approach `EXPECTED_GRADE_TOKENS`; retries of
   rejected answers come on top.
 
@@ -23,6 +24,7 @@ from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
 from research_tuner.lib.evaluation.judge.grade import judge_request
 from research_tuner.lib.evaluation.judge.pairwise import pairwise_request
 from research_tuner.lib.evaluation.judge.plan import judge_request_counts
+from research_tuner.lib.questions.borderline import same_study_request
 from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.lib.shared.taxonomy import field_keys, get_field
@@ -94,13 +96,27 @@ def _judge_plans(profile: Profile, field: str) -> list[StepPlan]:
     return plans
 
 
+def _borderline_plans(profile: Profile) -> list[StepPlan]:
+    """The teacher's yes/no on borderline pairs: how many pairs there are is known only after the search, so the
+    estimate is the cap, `dedup.borderline_max_pairs` (an upper bound)."""
+    dedup = profile.dedup
+    if not (dedup.teacher_borderline and dedup.semantic):
+        return []
+    question = _stand_in(profile.teacher.expected_tokens_per_question)
+    one = same_study_request(question, question + " ")
+    return [StepPlan("question_clusters", [one] * dedup.borderline_max_pairs, [1] * dedup.borderline_max_pairs,
+                     profile.teacher)]
+
+
 def estimate_run(profile: Profile, fields: list[str]) -> list[StepEstimate]:
     """One estimate per step that asks an LLM, for the chosen fields."""
     unknown = sorted(set(fields) - set(field_keys()))
     if unknown:
         raise SettingsError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(field_keys())}")
-    return [estimate_step(plan) for field in fields
-            for plan in (*_teacher_plans(profile, field), *_judge_plans(profile, field))]
+    plans = [plan for field in fields for plan in _teacher_plans(profile, field)]
+    plans += _borderline_plans(profile)
+    plans += [plan for field in fields for plan in _judge_plans(profile, field)]
+    return [estimate_step(plan) for plan in plans]
 
 
 def _duration(seconds: float) -> str:

@@ -66,6 +66,7 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
                                           "QUESTION_ONE_SYSTEM", "QUESTION_ONE_USER", "QUESTION_OPENINGS",
                                           "QUESTION_TOPICS")),
                       (question_schemas, ("QUESTIONS_SCHEMA",))),
+    "question_clusters": ((question_prompts, ("SAME_STUDY_SYSTEM", "SAME_STUDY_USER")),),
     "approaches": ((approach_prompts, ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS",
                                        "SECTION_USER", "GRADE_SYSTEM", "GRADE_USER")),
                    (approach_grade, ("GRADE_SCHEMA",))),
@@ -86,6 +87,8 @@ _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retri
                         "budget_usd", "mode", "batch_price_factor", "batch_poll_interval_s",
                         "batch_completion_window", "batch_max_requests", "expected_tokens_per_question",
                         "expected_approach_fill"}
+#: Dedup fields of the teacher's verdict on borderline pairs: curation only, the split's leakage check has none.
+_BORDERLINE = {"teacher_borderline", "borderline_margin", "borderline_max_pairs"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.
@@ -117,7 +120,7 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     # batch size and precision of the embedding model steer speed, not which pairs pass the thresholds
     "question_clusters": (_section("dedup", without={"embedding_batch_size"}), _section("gates.questions")),
     # the split places near-duplicate groups together and checks leakage with the same passes
-    "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size"})),
+    "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size", *_BORDERLINE})),
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
     # the base model comes from the adapter's manifest; only the inference precision is read from training
     "eval_generations": (_section("evaluation", without={"judge"}), _section("training", only={"precision"})),

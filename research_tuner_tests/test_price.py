@@ -74,6 +74,9 @@ def test_batch_mode_is_priced_at_its_discount_and_rate_limits_set_the_wall_time(
     assert approaches.requests == 16 and approaches.wall_s == pytest.approx(16 * 10.0)
     graded = estimate_run(load_profile("paper", overrides={**SMALL, "gates": {"approaches": {"grade": True}}}), ["arts"])
     assert next(e for e in graded if e.step == "approaches[arts]").requests == 2 * 16  # and one grade each
+    asked = estimate_run(load_profile("paper", overrides={**SMALL, "dedup": {"teacher_borderline": True,
+                                                                             "borderline_max_pairs": 50}}), ["arts"])
+    assert next(e for e in asked if e.step == "question_clusters").requests == 50
 
 
 def test_the_paper_profile_prices_the_judge_at_its_own_prices():

@@ -88,13 +88,17 @@ def question_clusters(
     context: dg.AssetExecutionContext,
     settings: PipelineSettings,
     io_manager: dg.ResourceParam[ParquetLakeIOManager],
+    teacher: TeacherResource,
     raw_questions: pd.DataFrame,
 ):
     profile = settings.resolve()
     cfg, gates = profile.dedup, profile.gates.questions
     earlier = stored_frame(io_manager, "question_clusters")
     previously_kept = frozenset(earlier.loc[earlier["keep"], "question_id"]) if earlier is not None else frozenset()
-    audit, pairs = curate_questions(raw_questions, cfg, gates, previously_kept)
+    usage = Usage()
+    with no_retry_on_config_error():
+        judge = teacher.get(settings) if cfg.teacher_borderline and cfg.semantic else None
+        audit, pairs = curate_questions(raw_questions, cfg, gates, previously_kept, teacher=judge, usage=usage)
     summary = dedup_summary(audit)
     removed = removed_pairs(audit)
     cross_field = removed[removed["field"] != removed["duplicate_of_field"]]
@@ -117,6 +121,7 @@ def question_clusters(
                                              "semantic_max_threshold": cfg.semantic_max_threshold,
                                              "embedding_model": cfg.embedding_model if cfg.semantic else None}),
         "gate_settings": dg.MetadataValue.json(gates.model_dump()),
+        **(usage_metadata(usage, profile.teacher) if judge is not None else {}),
     })
     kept_per_cluster = audit[audit["gate"].isna()].groupby("cluster")["keep"].sum()
     kept_ids = set(audit.loc[audit["keep"], "question_id"])

@@ -147,7 +147,7 @@ def test_the_assets_show_per_field_what_each_gate_removed_with_a_preview(tmp_pat
 
     from research_tuner.lake import ParquetLakeIOManager
     from research_tuner.questions.assets import deduped_questions, question_clusters
-    from research_tuner.resources import PipelineSettings
+    from research_tuner.resources import PipelineSettings, TeacherResource
 
     settings = PipelineSettings(profile="demo", overrides={"dedup": {"semantic": False},
                                                            "gates": {"questions": {"on_topic": False}}})
@@ -156,7 +156,7 @@ def test_the_assets_show_per_field_what_each_gate_removed_with_a_preview(tmp_pat
                    "surveillance?"), ("arts", "music", "How does tempo affect how fast shoppers walk in stores?")])
     context = dg.build_asset_context()
     output, check = list(question_clusters(context, settings=settings, io_manager=ParquetLakeIOManager(
-        root=str(tmp_path)), raw_questions=raw))
+        root=str(tmp_path)), teacher=TeacherResource(), raw_questions=raw))  # borderline pairs off: never built
     meta = output.metadata
     assert check.passed and meta["rejected_by_gates"].value == 3 and meta["questions_kept"].value == 2
     per_field = meta["per_field"].value

@@ -138,6 +138,8 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
     user = messages[-1]["content"]
     if is_judge_request(messages):
         return _judge_answer(user, wants_json)
+    if "Would one study answer both questions" in user:
+        return "yes" if FakeOpenAIServer.said_yes(user) else "no"
     if "Grade this research approach from 1 to 10" in user:  # 8 with all 7 sections, else 3
         score = 8 if len(present_sections(user)) == len(SECTIONS) else 3
         return json.dumps({"score": score}) if wants_json else f"Score: {score}/10"
@@ -231,6 +233,15 @@ class FakeOpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+
+    @staticmethod
+    def said_yes(user: str) -> bool:
+        """The fake teacher's verdict on a borderline pair: yes when the two questions share half their content
+        words."""
+        from research_tuner.lib.shared.similarity.semantic import content_words
+
+        a, b = (content_words(re.search(rf"Question {x}: (.*)", user).group(1)) for x in "AB")
+        return len(a & b) / len(a | b) >= 0.5
 
     @property
     def base_url(self) -> str:

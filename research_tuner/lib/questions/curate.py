@@ -1,5 +1,5 @@
 """Curation of all fields' questions: the content gates (gates.py) first, then near-duplicate clusters (dedup.py)
-among the questions that pass.
+among the questions that pass (with, optionally, the teacher's verdict on borderline pairs: borderline.py).
 
 A rejected question is never silently dropped: it stays in the `question_clusters` audit with `keep` False, the
 gate that rejected it and the reason, and no cluster (it takes part in no duplicate search, so a degenerate question
@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from research_tuner.lib.questions.borderline import teacher_pairs
 from research_tuner.lib.questions.dedup import QUESTION_CLUSTERS, cluster_questions
 from research_tuner.lib.questions.gates import QUESTION_GATES, off_topic_scores, text_gate, topic_anchors
-from research_tuner.lib.shared.similarity.pairs import DuplicatePairs
+from research_tuner.lib.shared.similarity.pairs import DuplicatePairs, duplicate_pairs
 from research_tuner.lib.shared.taxonomy import get_field
+from research_tuner.lib.teacher.base import Teacher, Usage
 
 if TYPE_CHECKING:
     from research_tuner.settings import DedupSettings
@@ -62,14 +64,20 @@ def gate_verdicts(questions: pd.DataFrame, gates: QuestionGateSettings, dedup: D
 
 def curate_questions(
     questions: pd.DataFrame, dedup: DedupSettings, gates: QuestionGateSettings,
-    previously_kept: set[str] | frozenset[str] = frozenset(),
+    previously_kept: set[str] | frozenset[str] = frozenset(), teacher: Teacher | None = None,
+    usage: Usage | None = None,
 ) -> tuple[pd.DataFrame, DuplicatePairs]:
     """The `QUESTION_AUDIT` table of every question, and the duplicate pairs among those that passed the gates
-    (row positions into the passing questions, in their order in the audit)."""
+    (row positions into the passing questions, in their order in the audit). With `dedup.teacher_borderline`,
+    `teacher` is asked about the borderline pairs (borderline.py), its usage counted in `usage`."""
     frame = questions.reset_index(drop=True)
     verdicts = gate_verdicts(frame, gates, dedup)
     passed = verdicts["gate"].isna().to_numpy()
-    clustered, pairs = cluster_questions(frame[passed], dedup, previously_kept)
+    texts = frame.loc[passed, "question"].astype(str).tolist()
+    pairs = duplicate_pairs(texts, dedup)
+    if dedup.teacher_borderline and dedup.semantic and teacher is not None:
+        pairs, _ = teacher_pairs(teacher, texts, dedup, pairs, usage if usage is not None else Usage())
+    clustered, pairs = cluster_questions(frame[passed], dedup, previously_kept, pairs)
     rejected = frame[~passed].assign(cluster=None, keep=False, duplicate_of=None, matched_question_id=None,
                                      kind=None, similarity=float("nan"))
     audit = pd.concat([clustered.assign(**verdicts[passed].reset_index(drop=True)),

@@ -37,18 +37,20 @@ DEDUPED_QUESTIONS = RAW_QUESTIONS.extend("deduped_questions", {})
 
 
 def cluster_questions(
-    questions: pd.DataFrame, cfg: DedupSettings, previously_kept: set[str] | frozenset[str] = frozenset()
+    questions: pd.DataFrame, cfg: DedupSettings, previously_kept: set[str] | frozenset[str] = frozenset(),
+    pairs: DuplicatePairs | None = None,
 ) -> tuple[pd.DataFrame, DuplicatePairs]:
     """`questions` plus the audit columns of `QUESTION_CLUSTERS`, and the pairs found.
 
     `keep` is True for exactly one question per cluster; `cluster` is the kept question's id, so it stays
     the same when more questions join the cluster later. For a removed question, `duplicate_of` is that
     kept question, and (`matched_question_id`, `kind`, `similarity`) describe the pair that put it in the
-    cluster: its pair with the kept question when there is one, else its closest pair.
+    cluster: its pair with the kept question when there is one, else its closest pair. `pairs`, when given, are
+    the duplicate pairs among `questions` (row positions) found beforehand.
     """
     frame = questions.reset_index(drop=True).copy()
     n = len(frame)
-    pairs = duplicate_pairs(frame["question"], cfg)
+    pairs = duplicate_pairs(frame["question"], cfg) if pairs is None else pairs
     labels = clusters_of(n, pairs)
     ids = frame["question_id"].astype(str).to_numpy()
     rounds = frame["generation_round"].fillna(0).to_numpy() if "generation_round" in frame else np.zeros(n)
