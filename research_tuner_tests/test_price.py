@@ -72,7 +72,8 @@ def test_batch_mode_is_priced_at_its_discount_and_rate_limits_set_the_wall_time(
                                                                              "requests_per_minute": 6}}), ["arts"])
     approaches = next(e for e in slow if e.step == "approaches[arts]")
     assert approaches.requests == 16 and approaches.wall_s == pytest.approx(16 * 10.0)
-    graded = estimate_run(load_profile("paper", overrides={**SMALL, "gates": {"approaches": {"grade": True}}}), ["arts"])
+    graded = estimate_run(load_profile("paper", overrides={**SMALL, "gates": {"approaches": {"grade": True}}}),
+                          ["arts"])
     assert next(e for e in graded if e.step == "approaches[arts]").requests == 2 * 16  # and one grade each
     asked = estimate_run(load_profile("paper", overrides={**SMALL, "dedup": {"teacher_borderline": True,
                                                                              "borderline_max_pairs": 50}}), ["arts"])

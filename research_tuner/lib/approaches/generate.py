@@ -3,8 +3,9 @@
 Each question's parts (the whole approach, or its 7 sections) are asked for in one pass over all questions; a
 part whose response is rejected is asked again with a new seed, a bounded number of times
 (`teacher.max_retries`). Once a question has all its parts, the approach is assembled and put through the content
-gates (gates.py), and optionally the teacher's grade (grade.py); a rejected approach has the parts at fault asked again, like a malformed one. An approach that is
-still incomplete or rejected after the retries is returned as a failure row with its reason, never as a valid one.
+gates (gates.py), and optionally the teacher's grade (grade.py); a rejected approach has the parts at fault asked
+again, like a malformed one. An approach that is still incomplete or rejected after the retries is returned as a
+failure row with its reason, never as a valid one.
 """
 
 from __future__ import annotations
