@@ -11,6 +11,7 @@ import pytest
 from research_tuner.lib.approaches.gates import section_problems, topic_similarity
 from research_tuner.lib.approaches.generate import check_approaches, generate_approaches
 from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
+from research_tuner.lib.questions.generate import generate_questions
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown, split_sections
 from research_tuner.lib.teacher.base import OVERSIZE, TeacherRequest, Usage
@@ -152,6 +153,11 @@ def test_an_answer_longer_than_max_tokens_allows_is_rejected_and_never_cached(se
     server.inject(Fault(text="one two three four five six seven eight nine ten eleven twelve thirteen"))
     (answer,) = teacher.complete([request], Usage())
     assert answer.finish_reason == OVERSIZE and answer.text == ""
+    # and a question list that is too long is a failure with that reason, not a source of questions
+    server.inject(Fault(text='{"questions": ["' + "Why? " * 200_000 + '"]}'))
+    usage = Usage()
+    assert generate_questions(teacher, "arts", ["music"], cfg, 5, usage).empty
+    assert usage.failure_reasons == {"oversize answer": 1}
 
 
 def test_by_section_asks_again_only_for_the_section_at_fault(server, tmp_path, monkeypatch):
