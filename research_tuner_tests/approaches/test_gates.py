@@ -69,6 +69,15 @@ def test_each_gate_names_the_sections_at_fault(bodies, gate, sections):
     assert problem is not None and problem.gate == gate and problem.sections == tuple(sections), problem
 
 
+def test_research_about_language_models_and_leaked_keys_is_not_boilerplate():
+    """The patterns are whole phrases: a study of chatbots or of secrets in code says these words legitimately."""
+    llm = with_section("Methodology", "We fine-tune a large language model on clinical notes and vary the system "
+                       "prompt of each chatbot across three conditions, scoring answers blind.")
+    keys = with_section("Data Collection Plan", "We scan public repositories for leaked API keys and tokens over "
+                        "two years, recording where each key appeared and how fast it was revoked.")
+    assert section_problems(llm, QUESTION, CFG) is None and section_problems(keys, QUESTION, CFG) is None
+
+
 def test_the_thresholds_come_from_the_settings():
     thin = with_section("Data Analysis Plan", "Regression on visit counts.")
     assert section_problems(thin, QUESTION, CFG).gate == "thin_section"

@@ -20,13 +20,15 @@ PATTERNS: dict[str, tuple[str, ...]] = {
         r"\b(?:ignore|disregard|forget)\s+(?:all\s+|any\s+|the\s+|your\s+)?(?:previous|prior|above|earlier|preceding)"
         r"\s+(?:instructions?|prompts?|messages?|directions?|rules)",
         r"\bos\.environ\b", r"\bgetenv\s*\(", r"\b[A-Z][A-Z0-9]*_(?:API_KEY|TOKEN|SECRET)\b",
-        r"\b(?:reveal|print|show|repeat)\s+(?:your|the)\s+(?:system\s+prompt|instructions|hidden\s+prompt)",
-        r"\bsystem\s+prompt\b", r"\byou\s+are\s+now\s+(?:in\s+)?(?:a|an|dan|developer)\b", r"\bjailbreak",
+        r"\b(?:reveal|print|show|repeat|output)\s+(?:your|the)\s+(?:system\s+prompt|instructions|hidden\s+prompt)",
+        r"\byou\s+are\s+now\s+(?:in\s+)?(?:a|an|dan|developer)\b",
     ),
     "refusal": (
         r"\bI(?:'m| am)\s+(?:sorry|unable|not able)\b", r"\bI\s+(?:cannot|can't|can not|won't)\s+"
         r"(?:help|assist|provide|comply|answer|write|do that|fulfil)",
-        r"\bas an ai\b", r"\b(?:an?|the) (?:ai|large)? ?language model\b", r"\bI\s+don't\s+have\s+(?:access|enough)",
+        r"\bas an? (?:ai|artificial intelligence|(?:large )?language model)\b",
+        r"\bI(?:'m| am) (?:just )?(?:an? )?(?:ai|language model|chatbot|virtual assistant)\b",
+        r"\bI\s+don't\s+have\s+(?:access|enough)",
     ),
     "assistant chatter": (
         r"\b(?:how|what)\s+(?:can|may|could)\s+I\s+(?:help|assist|do for)\b", r"\b(?:happy|glad)\s+to\s+help\b",
