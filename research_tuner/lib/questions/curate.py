@@ -14,9 +14,8 @@ import pandas as pd
 
 from research_tuner.lib.questions.borderline import teacher_pairs
 from research_tuner.lib.questions.dedup import QUESTION_CLUSTERS, cluster_questions
-from research_tuner.lib.questions.gates import QUESTION_GATES, off_topic_scores, text_gate, topic_anchors
+from research_tuner.lib.questions.gates import QUESTION_GATES, off_topic_scores, text_gate
 from research_tuner.lib.shared.similarity.pairs import DuplicatePairs, duplicate_pairs
-from research_tuner.lib.shared.taxonomy import get_field
 from research_tuner.lib.teacher.base import Teacher, Usage
 
 if TYPE_CHECKING:
@@ -28,13 +27,6 @@ if TYPE_CHECKING:
 QUESTION_AUDIT = QUESTION_CLUSTERS.extend("question_clusters", {
     "gate": "object", "gate_reason": "object", "topic_similarity": "float64",
 })
-
-
-def _field_title(key: str) -> str:
-    try:
-        return get_field(key).title
-    except KeyError:
-        return key
 
 
 def gate_verdicts(questions: pd.DataFrame, gates: QuestionGateSettings, dedup: DedupSettings) -> pd.DataFrame:
@@ -50,9 +42,8 @@ def gate_verdicts(questions: pd.DataFrame, gates: QuestionGateSettings, dedup: D
     if gates.on_topic:
         todo = out.index[out["gate"].isna()]
         rows = questions.loc[todo]
-        anchors = [topic_anchors(s, _field_title(f)) for s, f in zip(rows["subdomain"], rows["field"])]
-        scores = off_topic_scores(rows["question"].astype(str).tolist(), anchors, dedup.embedding_model,
-                                  dedup.embedding_batch_size, dedup.embedding_precision)
+        scores = off_topic_scores(rows["question"].astype(str).tolist(), rows["subdomain"].astype(str).tolist(),
+                                  dedup.embedding_model, dedup.embedding_batch_size, dedup.embedding_precision)
         out.loc[todo, "topic_similarity"] = scores.astype(float)
         low = todo[scores < gates.on_topic_threshold]
         out.loc[low, "gate"] = "off_topic"

@@ -12,7 +12,8 @@ gates here are cheap and offline, and each returns the reason it rejects:
 - `not_a_question`: no final "?", more than one "?", no question word or leading auxiliary, or markup
   (URLs, code, braces);
 - `length`: fewer than `min_words` or more than `max_words` words, or more than `max_chars` characters;
-- `off_topic`: cosine (the dedup embedding model) between the question and its subdomain below `on_topic_threshold`.
+- `off_topic`: cosine (the dedup embedding model) between the question and "A research question in <subdomain>"
+  below `on_topic_threshold`.
 
 The first four need only the text (`text_gate`); `off_topic` embeds (`off_topic_scores`).
 """
@@ -121,19 +122,19 @@ def text_gate(question: str, cfg: QuestionGateSettings) -> tuple[str, str] | Non
     return None
 
 
-def topic_anchors(subdomain: str, field_title: str) -> tuple[str, str]:
-    """The texts a question of `subdomain` is compared with: the subdomain, and the subdomain in its field."""
-    return subdomain, f"{subdomain} ({field_title})"
+#: What a question of a subdomain is compared with. Of the anchors tried on the labelled set (the subdomain's name,
+#: "<subdomain> (<field>)", "a scientific study in <subdomain>, a subfield of <field>"), only this one separated
+#: the off-topic questions from the good ones by MiniLM cosine (docs/gates.md).
+TOPIC_ANCHOR = "A research question in {subdomain}"
 
 
-def off_topic_scores(questions: list[str], anchors: list[tuple[str, str]], embedding_model: str,
+def off_topic_scores(questions: list[str], subdomains: list[str], embedding_model: str,
                      batch_size: int = 128, precision: str = "bf16") -> np.ndarray:
-    """Per question, the higher cosine to its two anchors (`topic_anchors`), embedded with the dedup model."""
+    """Per question, the cosine to its subdomain's `TOPIC_ANCHOR`, embedded with the dedup model."""
     from research_tuner.lib.shared.similarity.embeddings import embed
 
     if not questions:
         return np.empty(0, np.float32)
     q = embed(questions, embedding_model, batch_size, precision)
-    flat = [text for pair in anchors for text in pair]
-    a = embed(flat, embedding_model, batch_size, precision).reshape(len(anchors), 2, -1)
-    return np.einsum("nd,nkd->nk", q, a).max(axis=1)
+    a = embed([TOPIC_ANCHOR.format(subdomain=s) for s in subdomains], embedding_model, batch_size, precision)
+    return np.einsum("nd,nd->n", q, a)
