@@ -25,6 +25,9 @@ class QuestionGateSettings(Strict):
         description="A phrase of this many words (with a content word) that occurs twice is degenerate repetition "
         "('the current open problem in law ... the current open problem in law').",
     )
+    repeat_word: int = Field(
+        default=3, ge=2, description="A content word (over 3 letters, no stop word) this many times is degenerate "
+        "('music history and music technology ... in music').")
     repeat_share: float = Field(
         default=0.3, gt=0.0, le=1.0,
         description="Pairs of content words that recur ('language change affect language change') are degenerate "

@@ -60,6 +60,9 @@ def test_repetition_spares_a_long_question_that_names_a_pair_twice():
     assert repeated_phrase(long_one, 3, 0.3) is None
     assert repeated_phrase("How does language change affect language change in linguistics?", 3, 0.3)
     assert repeated_phrase("What is the effect of the the gene on proteins?", 3, 0.3) == "the the"
+    # written by the demo's SmolLM2 teacher
+    assert repeated_phrase("What role does physics play in the context of mathematics, particularly in the realm of "
+                           "mathematics of mathematics?", 3, 0.3) == "mathematics x3"
 
 
 def test_thresholds_come_from_the_settings():

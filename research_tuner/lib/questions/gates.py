@@ -7,8 +7,8 @@ gates here are cheap and offline, and each returns the reason it rejects:
 - `boilerplate`: refusals, assistant chatter, instruction injection, chat template tokens (lib/shared/boilerplate.py),
   and talk to or about the reader or the model itself ("you", "I can", "my");
 - `self_reference`: the question talks about itself or the prompt ("this question", "a research question");
-- `repetition`: a word twice in a row, a phrase of `repeat_ngram` words that occurs twice, or repeated pairs of
-  content words that make up `repeat_share` of the question;
+- `repetition`: a word twice in a row, a content word `repeat_word` times, a phrase of `repeat_ngram` words that
+  occurs twice, or repeated pairs of content words that make up `repeat_share` of the question;
 - `not_a_question`: no final "?", more than one "?", no question word or leading auxiliary, or markup
   (URLs, code, braces);
 - `length`: fewer than `min_words` or more than `max_words` words, or more than `max_chars` characters;
@@ -21,6 +21,7 @@ The first four need only the text (`text_gate`); `off_topic` embeds (`off_topic_
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,12 +44,15 @@ _MARKUP = re.compile(r"https?://|www\.|```|[{}<>\[\]|\\]|\b(?:def|import|return)
 _PERSONAL = (
     re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE),
     re.compile(r"\bI(?:'m|'d|'ll|'ve)?\s+(?:am|can|could|would|will|have|need|want|think|help|wonder|should|do)\b"),
+    re.compile(r"\b(?:can|could|should|may|shall|do|would|will|am)\s+I\b"),
     re.compile(r"\b(?:me|my|mine|myself)\b"),
 )
 _SELF = re.compile(
     r"\b(?:this|the following|the above|the previous|my|your|that)\s+(?:research\s+)?"
     r"(?:question|prompt|request|task)s?\b"
-    r"|\bresearch\s+questions?\b|\bquestion\s+(?:above|below)\b|\bwrite\s+(?:one|a)\b",
+    r"|\bresearch\s+questions?\b|\bquestion\s+(?:above|below)\b|\bwrite\s+(?:one|a)\b"
+    r"|\bthis\s+(?:sentence|story|text|passage|paragraph|answer|response|discussion|conversation|one)\b"
+    r"|\bour\s+(?:discussion|conversation|chat)\b|^\s*how\s+does\s+(?:this|that|it)\s+(?:relate|sound|look)\b",
     re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 
@@ -57,14 +61,19 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-def repeated_phrase(text: str, n: int, share: float) -> str | None:
-    """A degenerate repetition in `text`, or None: a word doubled ("the the"), a phrase of `n` words with a content
-    word that occurs twice ("the current open problem ... the current open problem"), or pairs of content words that
-    recur until their repeats make up `share` of the words ("economic growth and economic growth rates")."""
+def repeated_phrase(text: str, n: int, share: float, word_times: int = 3) -> str | None:
+    """A degenerate repetition in `text`, or None: a word doubled ("the the"), a content word `word_times` times
+    ("music ... music ... music"), a phrase of `n` words with a content word that occurs twice ("the current open
+    problem ... the current open problem"), or pairs of content words that recur until their repeats make up
+    `share` of the words ("economic growth and economic growth rates")."""
     words = _words(text)
     for a, b in zip(words, words[1:]):
         if a == b and not a.isdigit():
             return f"{a} {b}"
+    counts = Counter(w for w in words if w not in STOPWORDS and len(w) > 3)
+    often = [w for w, c in counts.items() if c >= word_times]
+    if often:
+        return f"{often[0]} x{counts[often[0]]}"
     seen: set[tuple[str, ...]] = set()
     for i in range(len(words) - n + 1):
         gram = tuple(words[i:i + n])
@@ -104,7 +113,7 @@ def text_gate(question: str, cfg: QuestionGateSettings) -> tuple[str, str] | Non
     m = _SELF.search(text)
     if m:
         return "self_reference", f"refers to a question or prompt: '{m.group(0)}'"
-    phrase = repeated_phrase(text, cfg.repeat_ngram, cfg.repeat_share)
+    phrase = repeated_phrase(text, cfg.repeat_ngram, cfg.repeat_share, cfg.repeat_word)
     if phrase:
         return "repetition", f"repeats '{phrase}'"
     if not text.endswith("?"):
