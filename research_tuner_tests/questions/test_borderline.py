@@ -43,17 +43,19 @@ def test_the_teachers_yes_links_a_pair_and_a_rerun_asks_nothing(tmp_path, monkey
         assert asked == len(candidates) == server.answered and usage.requests_sent == asked
         added = merged.frame().iloc[len(found):]
         assert (added["kind"] == "teacher").all()
-        # the loopback teacher says yes to pairs that share most content words (fake rule), so what it said
-        # shows in the merged pairs exactly
+        # the loopback teacher says yes to pairs that share a quarter of their content words (a fake rule), so
+        # what it said shows in the merged pairs exactly
         said_yes = [r["messages"][-1]["content"] for r in server.bodies]
-        assert len(added) == sum(server.said_yes(m) for m in said_yes)
+        assert len(added) == sum(server.said_yes(m) for m in said_yes) >= 1
+        assert {(int(a), int(b)) for a, b in zip(added["a"], added["b"])} == {(0, 1)}  # the paraphrase pair
         raw = pd.DataFrame([{"question_id": question_id("x", "y", q), "field": "life_sciences",
                              "subdomain": "neuroscience", "question": q, "teacher_model": "t",
                              "generation_round": 0} for q in TEXTS])
         again = Usage()
         audit, _ = curate_questions(raw, ON, QuestionGateSettings(on_topic=False), teacher=teacher, usage=again)
         assert again.requests_sent == 0 and again.cache_hits == asked
-        assert (audit["kind"] == "teacher").sum() == len(added)
+        assert (audit["kind"] == "teacher").sum() == len(added)  # the paraphrase is removed as the teacher's duplicate
+        assert audit["keep"].sum() == len(TEXTS) - 1
 
 
 def test_an_answer_is_yes_only_when_it_says_yes():
