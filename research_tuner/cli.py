@@ -3,7 +3,7 @@
     research-tuner run                                  # demo profile, all 8 fields
     research-tuner run --profile paper --set teacher.max_concurrency=32
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
-    research-tuner check --profile paper                # preflight only: settings, keys, servers, GPU
+    research-tuner check --profile paper                # preflight only: settings, keys, servers, GPU, the price
     research-tuner table                                # print the last evaluation table
     research-tuner doctor                               # check every lake file; print what repairs the damaged
     research-tuner answer "How does urban noise affect songbird breeding?" [--model base]
@@ -62,6 +62,20 @@ def _checked_settings(args) -> tuple[Profile, list[str], str, Preflight]:
     return profile, fields, lake, report
 
 
+def price_check(profile: Profile, fields: list[str], over_budget_ok: bool) -> bool:
+    """Print the run's estimated price (research_tuner/price.py); False when a step's estimate is above its budget
+    and the user did not say --over-budget-ok."""
+    from research_tuner.price import estimate_run, format_estimate, over_budget
+
+    estimates = estimate_run(profile, fields)
+    print(format_estimate(profile, estimates), flush=True)
+    if over_budget(estimates) and not over_budget_ok:
+        print("Cannot start: the estimate is above the budget of the step(s) listed; raise teacher.budget_usd "
+              "(or evaluation.judge.budget_usd), make the run smaller, or pass --over-budget-ok.", file=sys.stderr)
+        return False
+    return True
+
+
 def _run_config(args, lake: str) -> dict[str, Any]:
     overrides = parse_assignments(args.set or [])
     return {
@@ -83,6 +97,8 @@ def run_pipeline(args) -> int:
     profile, fields, lake, report = _checked_settings(args)  # before Dagster loads: a mistake fails in seconds
     if not report.ok:
         return 2  # the problems are printed, one line each
+    if not price_check(profile, fields, args.over_budget_ok):
+        return 2
 
     import dagster as dg
     from transformers.utils import logging as hf_logging
@@ -246,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting")
         p.add_argument("--fields", help="comma-separated field keys (default: all 8)")
         p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
+        p.add_argument("--over-budget-ok", action="store_true",
+                       help="start even when a step's estimated cost is above its budget_usd")
     table = sub.add_parser("table")
     table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     doctor = sub.add_parser("doctor", help="check every partition file in the data lake (research_tuner/doctor.py)")
@@ -267,11 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return run_pipeline(args)
         if args.command == "check":
-            profile, _, _, report = _checked_settings(args)
-            if report.ok:
+            profile, fields, _, report = _checked_settings(args)
+            priced = price_check(profile, fields, args.over_budget_ok)
+            if report.ok and priced:
                 print(f"profile {profile.name}: ready" + (f" ({len(report.warnings)} warning(s))"
                                                            if report.warnings else ""))
-            return 0 if report.ok else 2
+            return 0 if report.ok and priced else 2
         check_lake(args.lake)
         if args.command == "answer":
             if not args.question.strip():

@@ -29,6 +29,7 @@ from typing import Any
 
 import dagster as dg
 
+from research_tuner.lib.approaches import grade as approach_grade
 from research_tuner.lib.approaches import prompts as approach_prompts
 from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.judge import pairwise_prompts, verdict
@@ -44,9 +45,9 @@ from research_tuner.settings import Profile
 LOGIC_VERSIONS: dict[str, int] = {
     "subdomains": 1,
     "raw_questions": 1,
-    "question_clusters": 1,
+    "question_clusters": 2,  # 2: content gates before the duplicate search (gate, gate_reason columns)
     "deduped_questions": 1,
-    "approaches": 1,
+    "approaches": 2,  # 2: content gates on every approach
     "dataset_split": 1,
     "lora_adapter": 1,
     "eval_generations": 2,  # 2: answers only; the scores moved to eval_scores
@@ -66,8 +67,10 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
                                           "QUESTION_ONE_SYSTEM", "QUESTION_ONE_USER", "QUESTION_OPENINGS",
                                           "QUESTION_TOPICS")),
                       (question_schemas, ("QUESTIONS_SCHEMA",))),
+    "question_clusters": ((question_prompts, ("SAME_STUDY_SYSTEM", "SAME_STUDY_USER")),),
     "approaches": ((approach_prompts, ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS",
-                                       "SECTION_USER")),),
+                                       "SECTION_USER", "GRADE_SYSTEM", "GRADE_USER")),
+                   (approach_grade, ("GRADE_SCHEMA",))),
     "lora_adapter": _STUDENT,
     "eval_generations": _STUDENT,
     "eval_judgements": ((judge_prompts, ("JUDGE_SYSTEM", "RUBRIC", "CRITERIA", "RETRY_REMINDER", "RESPONSE_OPEN",
@@ -83,7 +86,10 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
 _TEACHER_OPERATIONAL = {"base_url", "api_key_env", "max_concurrency", "max_retries", "request_timeout_s",
                         "price_input_per_mtok", "price_output_per_mtok", "requests_per_minute", "tokens_per_minute",
                         "budget_usd", "mode", "batch_price_factor", "batch_poll_interval_s",
-                        "batch_completion_window", "batch_max_requests", "check_server"}
+                        "batch_completion_window", "batch_max_requests", "check_server",
+                        "expected_tokens_per_question", "expected_approach_fill"}
+#: Dedup fields of the teacher's verdict on borderline pairs: curation only, the split's leakage check has none.
+_BORDERLINE = {"teacher_borderline", "borderline_margin", "borderline_max_pairs"}
 _QUESTION_ONLY = {"question_strategy", "questions_per_request", "max_tokens_question"}
 _APPROACH_ONLY = {"approach_strategy", "max_tokens_approach"}
 #: Judge fields that steer where its server is, how fast, what it costs, or whether the other kind of judge runs.
@@ -109,11 +115,13 @@ SETTINGS: dict[str, tuple[tuple, ...]] = {
     "subdomains": (_section("generation", without={"questions_per_subdomain"}),),
     "raw_questions": (_section("teacher", without=_TEACHER_OPERATIONAL | _APPROACH_ONLY),
                       _section("generation", without={"subdomains_per_field"})),
-    "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY),),
+    # the off-topic gate embeds with the dedup section's model
+    "approaches": (_section("teacher", without=_TEACHER_OPERATIONAL | _QUESTION_ONLY), _section("gates.approaches"),
+                   _section("dedup", only={"embedding_model"})),
     # batch size and precision of the embedding model steer speed, not which pairs pass the thresholds
-    "question_clusters": (_section("dedup", without={"embedding_batch_size"}),),
+    "question_clusters": (_section("dedup", without={"embedding_batch_size"}), _section("gates.questions")),
     # the split places near-duplicate groups together and checks leakage with the same passes
-    "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size"})),
+    "dataset_split": (_section("split"), _section("dedup", without={"embedding_batch_size", *_BORDERLINE})),
     "lora_adapter": (_section("training", without=_TRAINING_OPERATIONAL),),
     # the base model comes from the adapter's manifest; only the inference precision is read from training
     "eval_generations": (_section("evaluation", without={"judge"}), _section("training", only={"precision"})),

@@ -83,7 +83,10 @@ def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
         # the judge's server, key, prices and budget say where and at what cost, not what it says
         ({"evaluation": {"judge": {"base_url": "http://127.0.0.1:9/v1", "api_key_env": "JUDGE_KEY",
                                    "price_input_per_mtok": 2.0, "budget_usd": 1.0}}}, set()),
-        ({"dedup": {"embedding_model": "/models/mpnet"}}, {"question_clusters", "dataset_split", "eval_scores"}),
+        ({"dedup": {"embedding_model": "/models/mpnet"}}, {"question_clusters", "dataset_split", "eval_scores",
+                                                           "approaches"}),
+        ({"gates": {"questions": {"min_words": 4}}}, {"question_clusters"}),
+        ({"gates": {"approaches": {"min_section_words": 3}}}, {"approaches"}),
         # how fast or where the work runs never makes data stale
         ({"teacher": {"max_concurrency": 2, "base_url": "http://127.0.0.1:9/v1", "max_retries": 9}}, set()),
         ({"teacher": {"requests_per_minute": 500, "budget_usd": 3.0, "mode": "batch"}}, set()),
@@ -111,7 +114,7 @@ def test_every_prompt_and_profile_section_shapes_some_asset():
                      approach_prompts, judge_prompts, chat)}  # the sections are hashed apart
     assert constants - mapped == set(), "add these prompts to versions.PROMPTS"
     sections = set(load_profile("paper").model_dump()) - {"name"}
-    used = {section[0] for entries in versions.SETTINGS.values() for section in entries}
+    used = {section[0].split(".")[0] for entries in versions.SETTINGS.values() for section in entries}
     assert sections - used - versions.UNVERSIONED_SECTIONS == set(), "add these profile sections to versions.SETTINGS"
 
 

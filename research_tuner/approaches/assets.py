@@ -1,5 +1,7 @@
 """Assets of the approaches stage: deduped_questions -> approaches -> dataset_split (per field)."""
 
+from collections import Counter
+
 import dagster as dg
 import pandas as pd
 
@@ -7,6 +9,7 @@ from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import ParquetLakeIOManager, stored_frame
+from research_tuner.lib.approaches.gates import APPROACH_GATES
 from research_tuner.lib.approaches.generate import generate_approaches
 from research_tuner.lib.approaches.split import (
     DATASET_SPLIT,
@@ -31,7 +34,9 @@ GROUP = "approaches"
     kinds={"openai", "parquet"},
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
-    description="A research approach per kept question: Markdown with the paper's 7 sections.",
+    description="A research approach per kept question: Markdown with the paper's 7 sections, each with substance "
+    "(no boilerplate, injection, thin or copied section) and on the question's topic; a rejected approach is asked "
+    "again with a new seed, then recorded as a failure with its reason.",
     check_specs=[
         dg.AssetCheckSpec("every_approach_has_7_sections", asset="approaches", blocking=True,
                           description="A row missing a section would teach the student a broken format."),
@@ -48,10 +53,12 @@ def approaches(
 ):
     profile = settings.resolve()
     usage = Usage()
+    rejections: Counter = Counter()
     with no_retry_on_config_error():
         valid, failed = generate_approaches(
             teacher.get(settings), deduped_questions, profile.teacher, usage,
             progress=ProgressLogger(context, "approach requests"),
+            gates=profile.gates.approaches, dedup=profile.dedup, rejections=rejections,
         )
     incomplete = valid[[bool(missing_sections(a)) for a in valid["approach"]]]
     output = dg.Output(valid, metadata={
@@ -59,7 +66,11 @@ def approaches(
         "num_failed": len(failed),
         "mean_approach_words": float(valid["approach"].str.split().str.len().mean()) if len(valid) else 0.0,
         "preview": preview(valid, ["subdomain", "question", "approach"], rows=4, width=400),
-        **({"failures": preview(failed, ["subdomain", "question", "error"])} if len(failed) else {}),
+        **({"failures": preview(failed, ["subdomain", "question", "error"], rows=8, width=200)} if len(failed) else {}),
+        "failed_per_reason": dg.MetadataValue.json(
+            {str(k): int(v) for k, v in failed["error"].str.split(":").str[0].value_counts().items()}),
+        "rejected_per_gate_with_retries": dg.MetadataValue.json(
+            {g: int(rejections.get(g, 0)) for g in ("format", *APPROACH_GATES, "grade")}),
         **usage_metadata(usage, profile.teacher),
     })
     yield from publish_if_checks_pass(context, output, [

@@ -8,14 +8,9 @@ from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import LOST_PARTITIONS_OK, ParquetLakeIOManager, published_partitions, stored_frame
-from research_tuner.lib.questions.dedup import (
-    REMOVED_PAIRS,
-    cluster_questions,
-    dedup_summary,
-    kept_questions,
-    removed_pairs,
-    restore_fields,
-)
+from research_tuner.lib.questions.curate import counts_per_field, curate_questions, gate_summary
+from research_tuner.lib.questions.dedup import (REMOVED_PAIRS, dedup_summary, kept_questions, removed_pairs,
+                                               restore_fields)
 from research_tuner.lib.questions.generate import generate_questions
 from research_tuner.lib.shared.similarity.pairs import KINDS
 from research_tuner.lib.shared.taxonomy import subdomain_rows
@@ -86,7 +81,9 @@ def raw_questions(
     description="Every question of every field with its near-duplicate cluster: exact, lexical (MinHash/LSH) "
     "and semantic (sentence-embedding) duplicates found across subdomains and fields, one kept per cluster, and "
     "for each removed question the kept one it duplicates, the matching pair, its kind and similarity (the audit "
-    "table).",
+    "table). Before the search, content gates reject what is not a research question of its subdomain (too short "
+    "or long, not a question, assistant talk or boilerplate, self-reference, repetition, off topic); those rows stay "
+    "in the audit with keep false, the gate and its reason.",
     # a field whose raw_questions file is lost does not block the others: its rows come from the last clusters
     ins={"raw_questions": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
                                      metadata={LOST_PARTITIONS_OK: True})},
@@ -97,9 +94,11 @@ def question_clusters(
     context: dg.AssetExecutionContext,
     settings: PipelineSettings,
     io_manager: dg.ResourceParam[ParquetLakeIOManager],
+    teacher: TeacherResource,
     raw_questions: pd.DataFrame,
 ):
-    cfg = settings.resolve().dedup
+    profile = settings.resolve()
+    cfg, gates = profile.dedup, profile.gates.questions
     earlier = stored_frame(io_manager, "question_clusters", log=context.log)
     previously_kept = frozenset(earlier.loc[earlier["keep"], "question_id"]) if earlier is not None else frozenset()
     lost = published_partitions(io_manager, "raw_questions", FIELDS) - set(raw_questions["field"])
@@ -111,17 +110,22 @@ def question_clusters(
     if restored:
         context.log.error(f"raw_questions of {', '.join(restored)} could not be read (see above): their questions "
                           "from the last question_clusters are used, so no field loses its questions")
-    audit, pairs = cluster_questions(raw_questions, cfg, previously_kept)
+    usage = Usage()
+    with no_retry_on_config_error():
+        judge = teacher.get(settings) if cfg.teacher_borderline and cfg.semantic else None
+        audit, pairs = curate_questions(raw_questions, cfg, gates, previously_kept, teacher=judge, usage=usage)
     summary = dedup_summary(audit)
     removed = removed_pairs(audit)
     cross_field = removed[removed["field"] != removed["duplicate_of_field"]]
-    per_field = audit.groupby("field").agg(questions_in=("keep", "size"), kept=("keep", "sum"))
-    per_field["removed"] = per_field["questions_in"] - per_field["kept"]
+    per_field = counts_per_field(audit)
+    rejected = audit[audit["gate"].notna()]
     near = removed[removed["kind"] != "exact"]
     output = dg.Output(audit, metadata={
         "num_rows": len(audit),
         "fields_restored_from_last_clusters": ", ".join(restored) or "none",
         **summary,
+        **gate_summary(audit),
+        "rejected_preview": preview(rejected, ["field", "question", "gate", "gate_reason"], rows=10, width=120),
         "removed_across_fields": len(cross_field),
         "pairs_found": dg.MetadataValue.json({k: int((pairs.frame()["kind"] == k).sum()) for k in KINDS}),
         "per_field": dg.MetadataValue.md(per_field.to_markdown()),
@@ -132,10 +136,12 @@ def question_clusters(
                                              "semantic_overlap_slope": cfg.semantic_overlap_slope,
                                              "semantic_max_threshold": cfg.semantic_max_threshold,
                                              "embedding_model": cfg.embedding_model if cfg.semantic else None}),
+        "gate_settings": dg.MetadataValue.json(gates.model_dump()),
+        **(usage_metadata(usage, profile.teacher) if judge is not None else {}),
     })
-    kept_per_cluster = audit.groupby("cluster")["keep"].sum()
+    kept_per_cluster = audit[audit["gate"].isna()].groupby("cluster")["keep"].sum()
     kept_ids = set(audit.loc[audit["keep"], "question_id"])
-    dangling = audit.loc[~audit["keep"], "duplicate_of"].map(lambda q: q not in kept_ids).sum()
+    dangling = audit.loc[~audit["keep"], "duplicate_of"].dropna().map(lambda q: q not in kept_ids).sum()
     yield from publish_if_checks_pass(context, output, [dg.AssetCheckResult(
         check_name="one_kept_per_cluster",
         passed=bool(len(audit) and (kept_per_cluster == 1).all() and dangling == 0),
@@ -160,9 +166,13 @@ def deduped_questions(context: dg.AssetExecutionContext, question_clusters: pd.D
                          "and then question_clusters first")
     removed = removed_pairs(question_clusters)
     removed = removed[removed["field"] == field]
+    rejected = mine[mine["gate"].notna()] if "gate" in mine else mine.iloc[:0].assign(gate=None, gate_reason=None)
     output = dg.Output(kept, metadata={
         "num_rows": len(kept),
         "rows_in": len(mine),
+        "rejected_by_gates": len(rejected),
+        "rejected_per_gate": counts_by(rejected, "gate"),
+        "rejected_preview": preview(rejected, ["subdomain", "question", "gate", "gate_reason"], rows=8, width=120),
         **{f"removed_{kind}": int((removed["kind"] == kind).sum()) for kind in KINDS},
         "removed_as_duplicate_of_another_field": int((removed["duplicate_of_field"] != field).sum()),
         "removed_preview": preview(removed, REMOVED_PAIRS.columns, rows=8, width=120),

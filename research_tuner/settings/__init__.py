@@ -15,13 +15,15 @@ from research_tuner.settings.data import DedupSettings, GenerationSettings, Spli
 from research_tuner.settings.evaluation import EvaluationSettings, JudgeSettings
 from research_tuner.settings.release import HubSettings, ReleaseSettings, TrackingSettings
 from research_tuner.settings.selection import check_lake, select_fields
+from research_tuner.settings.gates import ApproachGateSettings, GateSettings, QuestionGateSettings
 from research_tuner.settings.profile import PROFILE_NAMES, Profile, load_profile, parse_assignments
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import EMBEDDED_MODEL, LLAMA_PROJECTIONS, TrainingSettings, accumulation_problem
 
 __all__ = [
-    "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "DedupSettings", "EvaluationSettings", "GenerationSettings",
-    "HubSettings", "JudgeSettings", "Profile", "ReleaseSettings", "SettingsError", "SplitSettings", "TeacherSettings",
-    "TrackingSettings", "TrainingSettings",
-    "accumulation_problem", "check_lake", "load_profile", "parse_assignments", "select_fields",
+    "EMBEDDED_MODEL", "LLAMA_PROJECTIONS", "PROFILE_NAMES", "ApproachGateSettings", "DedupSettings",
+    "EvaluationSettings", "GateSettings", "GenerationSettings", "HubSettings", "JudgeSettings", "Profile",
+    "QuestionGateSettings", "ReleaseSettings", "SettingsError", "SplitSettings", "TeacherSettings",
+    "TrackingSettings", "TrainingSettings", "accumulation_problem", "check_lake", "load_profile",
+    "parse_assignments", "select_fields",
 ]

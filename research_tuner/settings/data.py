@@ -56,6 +56,11 @@ class DedupSettings(Strict):
         default="bf16", description="bf16 autocast: ~1.6x faster on a CPU with bf16, cosine to fp32 > 0.9999."
     )
     probes: int = Field(default=3, ge=1, description="Cells each question is looked up in (neighbour search).")
+    teacher_borderline: bool = Field(
+        default=False, description="Ask the teacher yes/no about semantic pairs within borderline_margin below the "
+        "bar (one request per pair, cached); a yes removes the pair's duplicate (kind 'teacher').")
+    borderline_margin: float = Field(default=0.08, gt=0.0, le=0.5, description="Cosine below the bar still asked.")
+    borderline_max_pairs: int = Field(default=2000, ge=1, description="At most this many pairs asked, closest first.")
 
     @model_validator(mode="after")
     def _cap_above_threshold(self) -> DedupSettings:

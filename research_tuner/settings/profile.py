@@ -16,6 +16,7 @@ from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.settings.base import Strict
 from research_tuner.settings.data import DedupSettings, GenerationSettings, SplitSettings
 from research_tuner.settings.evaluation import EvaluationSettings
+from research_tuner.settings.gates import GateSettings
 from research_tuner.settings.release import ReleaseSettings, TrackingSettings
 from research_tuner.settings.teacher import TeacherSettings
 from research_tuner.settings.training import TrainingSettings
@@ -29,6 +30,7 @@ class Profile(Strict):
     generation: GenerationSettings
     split: SplitSettings = SplitSettings()
     dedup: DedupSettings = DedupSettings()
+    gates: GateSettings = GateSettings()
     training: TrainingSettings
     evaluation: EvaluationSettings = EvaluationSettings()
     tracking: TrackingSettings = TrackingSettings()

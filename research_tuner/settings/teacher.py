@@ -57,6 +57,12 @@ class TeacherSettings(Strict):
         "headers and 429s pace the requests.")
     tokens_per_minute: float | None = Field(
         default=None, gt=0, description="Client-side cap on prompt + max_tokens per minute, as providers count it.")
+    expected_tokens_per_question: int = Field(
+        default=30, ge=1, description="Cost estimate only (research-tuner check): completion tokens one question "
+        "takes (a one-sentence question is 20-35 tokens).")
+    expected_approach_fill: float = Field(
+        default=0.6, gt=0, le=1, description="Cost estimate only: the share of max_tokens_approach an approach (or "
+        "a section, by_section) is expected to use; 1 is the worst case.")
     budget_usd: float | None = Field(
         default=None, gt=0, description="Dollars one step (asset partition) may spend in a run; each request "
         "reserves its worst case (prompt + max_tokens) first. None: no cap. Cache hits are free.")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from research_tuner.lib.approaches.prompts import SECTION_INSTRUCTIONS
 from research_tuner.lib.evaluation.judge.prompts import RESPONSE_CLOSE, RESPONSE_OPEN
 from research_tuner.lib.shared.sections import SECTIONS, present_sections
 from research_tuner_tests.support.fake_judges import is_pairwise_request, pairwise_answer
@@ -89,6 +90,11 @@ def estimate_tokens(body: dict) -> int:
     return prompt + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
 
 
+def count_tokens(text: str) -> int:
+    """The server's token count: a stand-in for a BPE tokenizer, about 4 characters per token on English."""
+    return math.ceil(len(text) / 4)
+
+
 def _digest(*parts: str) -> int:
     return int(hashlib.sha256("|".join(parts).encode()).hexdigest()[:8], 16)
 
@@ -135,6 +141,11 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
     user = messages[-1]["content"]
     if is_judge_request(messages):
         return _judge_answer(user, wants_json)
+    if "Would one study answer both questions" in user:
+        return "yes" if FakeOpenAIServer.said_yes(user) else "no"
+    if "Grade this research approach from 1 to 10" in user:  # 8 with all 7 sections, else 3
+        score = 8 if len(present_sections(user)) == len(SECTIONS) else 3
+        return json.dumps({"score": score}) if wants_json else f"Score: {score}/10"
     if wants_json or '"questions"' in user:
         n = int(re.search(r"Write (\d+) distinct", user).group(1)) if "distinct" in user else 5
         sub = re.search(r"subdomain '([^']+)'", user)
@@ -150,13 +161,36 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
         return json.dumps({"questions": questions})
     if "level-2 Markdown headings" in user:
         question = user.split(": ", 1)[1].split("\n")[0]
-        return "\n\n".join(
-            f"## {s}\nFor the question '{question}', the {s.lower()} is planned with care and concrete detail."
-            for s in SECTIONS
-        )
+        return "\n\n".join(f"## {s}\n{section_text(s, question)}" for s in SECTIONS)
     if "Write one specific research question" in user:
         return " the local climate affect bird migration timing in northern wetlands?"
-    return "This section is answered in two plain sentences. It stays on the question."
+    section = next((s for s, instruction in SECTION_INSTRUCTIONS.items() if instruction in user), "Methodology")
+    question = user.split(": ", 1)[1].split("\n")[0] if ": " in user else "the question"
+    return section_text(section, question)
+
+
+#: What a capable teacher writes under each heading: a different substance per section (the approach gates reject
+#: sections that copy each other), about the question (the first section names it).
+_SECTION_TEXT = {
+    "Hypothesis": "For the question '{question}', we expect a measurable, directional effect that a preregistered "
+                  "test can confirm or refute against the null of no difference.",
+    "Methodology": "A mixed-methods design combines a controlled comparison across sites with semi-structured "
+                   "interviews, so that effect sizes and mechanisms are both observed.",
+    "Key Steps": "1. Review prior work and define the constructs. 2. Pilot the instruments. 3. Recruit the sample. "
+                 "4. Run the main study. 5. Analyse the results and report them openly.",
+    "Data Collection Plan": "Surveys, administrative records and field observations are gathered over twelve months "
+                            "at several sites, each with consent and documented provenance.",
+    "Data Analysis Plan": "Multilevel regression estimates the main effect with site as a random intercept, and "
+                          "thematic coding of the interviews explains the mechanisms behind it.",
+    "Challenges and Limitations": "Attrition, measurement error and confounding by unobserved local factors may bias "
+                                  "the estimates; sensitivity analyses bound how much they could matter.",
+    "Ethical Considerations": "An ethics board reviews the protocol; participants give informed consent, records are "
+                              "pseudonymised, and findings are shared with the communities involved.",
+}
+
+
+def section_text(section: str, question: str) -> str:
+    return _SECTION_TEXT[section].format(question=question)
 
 
 def closed_port_url() -> str:
@@ -212,6 +246,15 @@ class FakeOpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+
+    @staticmethod
+    def said_yes(user: str) -> bool:
+        """The fake teacher's verdict on a borderline pair: yes when the two questions share a quarter of their
+        content words."""
+        from research_tuner.lib.shared.similarity.semantic import content_words
+
+        a, b = (content_words(re.search(rf"Question {x}: (.*)", user).group(1)) for x in "AB")
+        return len(a & b) / len(a | b) >= 0.25
 
     @property
     def base_url(self) -> str:
@@ -392,8 +435,8 @@ class FakeOpenAIServer:
                 text, refusal = None, "I can't help with that."
             if finish == "length" and text:
                 text = text[: len(text) // 2]
-        prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-        completion_tokens = len((text or "").split())
+        prompt_tokens = sum(count_tokens(m["content"]) for m in body["messages"])
+        completion_tokens = count_tokens(text or "")
         return 200, {
             "id": f"chatcmpl-{self.requests}",
             "object": "chat.completion",

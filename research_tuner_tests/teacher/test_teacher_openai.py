@@ -99,7 +99,7 @@ def test_a_server_never_reached_stops_the_step_with_its_url(tmp_path, monkeypatc
 def test_a_server_that_answered_once_and_went_away_is_retried_as_a_fault(tmp_path, monkeypatch):
     """Once the server has answered, a refused connection is an outage the step retry may outlast: a failure."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    request = TeacherRequest(({"role": "user", "content": "Say hi."},), 16, 0.0, 1.0, 0)
+    request = TeacherRequest(({"role": "user", "content": "Say hi."},), 1500, 0.0, 1.0, 0)  # room for its answer
     with FakeOpenAIServer() as server:
         cfg = paper_teacher_settings(server.base_url, max_retries=1)
         teacher = build_teacher(cfg, tmp_path / "cache.sqlite")

@@ -35,3 +35,13 @@ SECTION_INSTRUCTIONS = {
 }
 
 SECTION_USER = "Research question: {question}\n\n{instruction}"
+
+GRADE_SYSTEM = "You are a strict reviewer of research proposals. Answer with JSON only."
+
+#: The optional quality grade of an approach (`gates.approaches.grade`), an integer from 1 to 10.
+GRADE_USER = (
+    "Research question: {question}\n\n<approach>\n{approach}\n</approach>\n\n"
+    "Grade this research approach from 1 to 10: 10 is specific to the question, sound and feasible in every "
+    "section; 5 is generic or has major gaps; 1 is not a research approach to this question at all. "
+    'Return a JSON object of the form {{"score": <integer>}}.'
+)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from research_tuner.lib.approaches import prompts
 from research_tuner.lib.shared.ids import stable_seed
 from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown, missing_sections, split_sections
-from research_tuner.lib.teacher.base import TeacherFailure, TeacherRequest, TeacherResponse
+from research_tuner.lib.teacher.base import OVERSIZE, TeacherFailure, TeacherRequest, TeacherResponse
 
 if TYPE_CHECKING:
     from research_tuner.settings import TeacherSettings
@@ -54,6 +54,8 @@ def validate_whole(response: TeacherResponse | TeacherFailure) -> str | None:
         return "refused"
     if response.finish_reason == "length":
         return "truncated at the token limit"
+    if response.finish_reason == OVERSIZE:
+        return f"{OVERSIZE}: longer than max_tokens allows ({response.completion_tokens} tokens reported)"
     if not response.text.strip():
         return "empty"
     missing = missing_sections(response.text)
@@ -108,6 +110,8 @@ class ApproachBySection:
     def accept(self, part: Part, response: TeacherResponse | TeacherFailure) -> tuple[str | None, str | None]:
         if isinstance(response, TeacherFailure):
             return None, f"transport: {response.reason}"
+        if response.finish_reason == OVERSIZE:
+            return None, f"{OVERSIZE}: {part} longer than max_tokens allows"
         body = clean_section_body(response.text)
         return (body, None) if body else (None, f"empty {part}")
 

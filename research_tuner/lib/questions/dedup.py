@@ -49,18 +49,20 @@ def restore_fields(questions: pd.DataFrame, earlier_clusters: pd.DataFrame | Non
 
 
 def cluster_questions(
-    questions: pd.DataFrame, cfg: DedupSettings, previously_kept: set[str] | frozenset[str] = frozenset()
+    questions: pd.DataFrame, cfg: DedupSettings, previously_kept: set[str] | frozenset[str] = frozenset(),
+    pairs: DuplicatePairs | None = None,
 ) -> tuple[pd.DataFrame, DuplicatePairs]:
     """`questions` plus the audit columns of `QUESTION_CLUSTERS`, and the pairs found.
 
     `keep` is True for exactly one question per cluster; `cluster` is the kept question's id, so it stays
     the same when more questions join the cluster later. For a removed question, `duplicate_of` is that
     kept question, and (`matched_question_id`, `kind`, `similarity`) describe the pair that put it in the
-    cluster: its pair with the kept question when there is one, else its closest pair.
+    cluster: its pair with the kept question when there is one, else its closest pair. `pairs`, when given, are
+    the duplicate pairs among `questions` (row positions) found beforehand.
     """
     frame = questions.reset_index(drop=True).copy()
     n = len(frame)
-    pairs = duplicate_pairs(frame["question"], cfg)
+    pairs = duplicate_pairs(frame["question"], cfg) if pairs is None else pairs
     labels = clusters_of(n, pairs)
     ids = frame["question_id"].astype(str).to_numpy()
     rounds = frame["generation_round"].fillna(0).to_numpy() if "generation_round" in frame else np.zeros(n)
@@ -91,16 +93,21 @@ def cluster_questions(
     return frame, pairs
 
 
+def _duplicates(audit: pd.DataFrame) -> pd.DataFrame:
+    """The rows removed as a duplicate of a kept question (not those a content gate rejected: curate.py)."""
+    return audit[~audit["keep"] & audit["duplicate_of"].notna()]
+
+
 def dedup_summary(audit: pd.DataFrame) -> dict[str, int]:
-    """Counts in and out and removed by kind."""
-    removed = audit[~audit["keep"]]
+    """Counts in and out and removed as duplicates, by kind."""
+    removed = _duplicates(audit)
     return {"questions_in": len(audit), "questions_kept": int(audit["keep"].sum()), "removed": len(removed),
             **{f"removed_{kind}": int((removed["kind"] == kind).sum()) for kind in KINDS}}
 
 
 def removed_pairs(audit: pd.DataFrame) -> pd.DataFrame:
     """Removed questions side by side with the question that matched them, most similar first (`REMOVED_PAIRS`)."""
-    removed = audit[~audit["keep"]]
+    removed = _duplicates(audit)
     by_id = audit.drop_duplicates("question_id").set_index("question_id")
     matched = by_id.reindex(removed["matched_question_id"])
     return pd.DataFrame({

@@ -9,7 +9,7 @@ import pandas as pd
 from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.schema import RowSchema
-from research_tuner.lib.teacher.base import Teacher, TeacherFailure, Usage
+from research_tuner.lib.teacher.base import OVERSIZE, Teacher, TeacherFailure, Usage
 
 if TYPE_CHECKING:
     from research_tuner.settings import TeacherSettings
@@ -41,6 +41,9 @@ def generate_questions(
     rows = []
     for plan, response in zip(planned, responses, strict=True):
         if isinstance(response, TeacherFailure):
+            continue
+        if response.finish_reason == OVERSIZE:
+            usage.record_failure("oversize answer")
             continue
         questions = strategy.parse(plan, response.text)
         if not questions:

@@ -30,11 +30,13 @@ MIN_WORDS, MAX_WORDS = 5, 60
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One request for questions of one subdomain; `opening` is the forced start of a one-by-one answer."""
+    """One request for questions of one subdomain; `opening` is the forced start of a one-by-one answer, `count` the
+    number of questions it asks for."""
 
     subdomain: str
     request: TeacherRequest
     opening: str = ""
+    count: int = 1
 
 
 class QuestionStrategy(Protocol):
@@ -92,7 +94,7 @@ class ListOfQuestions:
             request = TeacherRequest(_messages(prompts.QUESTION_LIST_SYSTEM, user), cfg.max_tokens_question,
                                      cfg.temperature, cfg.top_p, stable_seed(field, subdomain, k, cfg.generation_round),
                                      json_schema=QUESTIONS_SCHEMA)
-            planned.append(PlannedRequest(subdomain, request))
+            planned.append(PlannedRequest(subdomain, request, count=count))
         return planned
 
     def parse(self, planned: PlannedRequest, text: str) -> list[str]:

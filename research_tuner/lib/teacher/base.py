@@ -31,6 +31,10 @@ class TeacherRequest:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+#: The finish reason of an answer longer than its request's token limit allows (wire.py); its text is dropped.
+OVERSIZE = "oversize"
+
+
 @dataclass(frozen=True)
 class TeacherResponse:
     text: str

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import openai
 
-from research_tuner.lib.teacher.base import TeacherRequest, TeacherResponse
+from research_tuner.lib.teacher.base import OVERSIZE, TeacherRequest, TeacherResponse
 
 
 class MalformedResponse(Exception):
     """The server answered 200 with a body that is not a chat completion."""
+
+
+#: No tokenizer writes more characters per token on average than this (English averages about 4; a run of
+#: spaces or one long word can be one token), so a longer text cannot have fit in `max_tokens`.
+MAX_CHARS_PER_TOKEN = 12
+
+
+def oversize(req: TeacherRequest, text: str, completion_tokens: int) -> bool:
+    """Whether an answer is longer than `req.max_tokens` allows: by the server's own count, or by its length."""
+    return completion_tokens > req.max_tokens or len(text) > req.max_tokens * MAX_CHARS_PER_TOKEN + 200
 
 
 def _token_counts(completion) -> tuple[int, int]:
@@ -44,4 +54,9 @@ def response_from_completion(req: TeacherRequest, completion) -> TeacherResponse
         return TeacherResponse("", "refusal", *_token_counts(completion))
     if req.assistant_prefix and text.startswith(req.assistant_prefix):
         text = text[len(req.assistant_prefix) :]
-    return TeacherResponse(text, choice.finish_reason or "stop", *_token_counts(completion))
+    prompt_tokens, completion_tokens = _token_counts(completion)
+    if oversize(req, text, completion_tokens):
+        # A server that ignores max_tokens (or lies about it) is not trusted with the rest either: the text never
+        # reaches a table or the cache, and every consumer sees the finish reason as a failure with its reason.
+        return TeacherResponse("", OVERSIZE, prompt_tokens, completion_tokens)
+    return TeacherResponse(text, choice.finish_reason or "stop", prompt_tokens, completion_tokens)

@@ -21,7 +21,9 @@ from research_tuner.lib.shared.similarity.minhash import lexical_near_duplicates
 if TYPE_CHECKING:
     from research_tuner.settings import DedupSettings
 
-KINDS = ("exact", "lexical", "semantic")  # in order of precedence when one pair is found by several passes
+#: In order of precedence when one pair is found by several passes; "teacher" pairs are borderline semantic pairs
+#: the teacher called the same study (lib/questions/borderline.py), never found by `duplicate_pairs`.
+KINDS = ("exact", "lexical", "semantic", "teacher")
 
 
 @dataclass
