@@ -3,8 +3,6 @@ comma-separated list) and its data lake (`--lake`: a folder or an fsspec URL who
 
 from __future__ import annotations
 
-from upath import UPath
-
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.lib.shared.taxonomy import field_keys
 
@@ -33,6 +31,8 @@ def select_fields(text: str | None) -> list[str]:
 
 def check_lake(root: str) -> str:
     """`root` if it names a folder or a URL of an installed fsspec filesystem; else a SettingsError saying why."""
+    from upath import UPath  # here, not at import: the settings load where no lake library is (the GPU run)
+
     if not root.strip():
         raise SettingsError("--lake is empty: give a folder or an fsspec URL such as s3://bucket/lake")
     try:
