@@ -151,7 +151,9 @@ def folder_problems(folder: UPath, record: Record) -> list[str]:
     """How a folder asset differs from what was published: files gone or of another size (cheap: no hashing)."""
     if not folder.exists():
         return [f"the folder is gone although run {record.run_id or '?'} published it at {record.written_at}"]
-    prefix = folder.path.rstrip("/") + "/"
+    # find() answers in the filesystem's own form of a path (absolute on a local disk, even for a relative lake
+    # root such as the default data_lake), so the prefix is put in that form too
+    prefix = folder.fs._strip_protocol(folder.path).rstrip("/") + "/"
     sizes = {key[len(prefix):]: int(info.get("size") or 0)
              for key, info in folder.fs.find(folder.path, detail=True).items() if info.get("type") != "directory"}
     gone = [name for name in record.files or {} if name not in sizes]

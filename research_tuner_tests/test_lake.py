@@ -46,9 +46,11 @@ def reads_folder(folder: Path) -> pd.DataFrame:
     return pd.DataFrame({"files": sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())})
 
 
-@pytest.mark.parametrize("root_kind", ["local", "memory"])
-def test_partitions_folders_and_fan_in(tmp_path, root_kind):
-    root = str(tmp_path / "lake") if root_kind == "local" else f"memory://lake-{tmp_path.name}"
+@pytest.mark.parametrize("root_kind", ["local", "relative", "memory"])
+def test_partitions_folders_and_fan_in(tmp_path, root_kind, monkeypatch):
+    # "relative": a root such as the default data_lake, resolved against the working directory
+    monkeypatch.chdir(tmp_path)
+    root = {"local": str(tmp_path / "lake"), "relative": "lake", "memory": f"memory://lake-{tmp_path.name}"}[root_kind]
     io = ParquetLakeIOManager(root=root)
     for key in ("a", "b"):
         assert dg.materialize([table], partition_key=key, resources={"io_manager": io}).success
