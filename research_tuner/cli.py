@@ -202,20 +202,29 @@ def _print_preferences(lake: str) -> None:
         print("\nVerdict: " + (folder / "verdict.md").read_text().strip())
 
 
-def answer(args) -> int:
-    """Answer a new research question with the fine-tuned model (or the base model) from the lake."""
+def _trained_adapter(lake: str):
+    """(local folder, manifest) of the lake's lora_adapter, or None after saying that there is none yet."""
     import json
 
     from research_tuner.lake import lake_path, local_copy
+
+    folder = lake_path(lake, "lora_adapter")
+    if not folder.exists():
+        print(f"no adapter in {folder}: run the pipeline first (research-tuner run)", file=sys.stderr)
+        return None
+    adapter = local_copy(folder)
+    return adapter, json.loads((adapter / "manifest.json").read_text())
+
+
+def answer(args) -> int:
+    """Answer a new research question with the fine-tuned model (or the base model) from the lake."""
     from research_tuner.lib.shared.chat import student_prompt
     from research_tuner.lib.shared.inference import generate_as, load_for_inference
 
-    folder = lake_path(args.lake, "lora_adapter")
-    if not folder.exists():
-        print(f"no adapter in {folder}: run the pipeline first (research-tuner run)", file=sys.stderr)
+    found = _trained_adapter(args.lake)
+    if found is None:
         return 2
-    adapter = local_copy(folder)
-    manifest = json.loads((adapter / "manifest.json").read_text())
+    adapter, manifest = found
     model, tokenizer = load_for_inference(manifest["base_model"], adapter / "adapter",
                                           precision=manifest["training"]["precision"])
     out = generate_as(args.model, model, tokenizer, [student_prompt(args.question)],
@@ -228,19 +237,14 @@ def answer(args) -> int:
 
 def serve(args) -> int:
     """Start an OpenAI-compatible server for the lake's model (vLLM on a GPU, `transformers serve` on a CPU)."""
-    import json
-
-    from research_tuner.lake import lake_path, local_copy
     from research_tuner.lib.release.serving import server_plan
 
-    folder = lake_path(args.lake, "lora_adapter")
-    if not folder.exists():
-        print(f"no adapter in {folder}: run the pipeline first (research-tuner run)", file=sys.stderr)
+    found = _trained_adapter(args.lake)
+    if found is None:
         return 2
-    adapter = local_copy(folder)
+    adapter, manifest = found
     try:
-        plan = server_plan(adapter, json.loads((adapter / "manifest.json").read_text()), host=args.host,
-                           port=args.port, engine=args.engine)
+        plan = server_plan(adapter, manifest, host=args.host, port=args.port, engine=args.engine)
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 2
