@@ -43,10 +43,10 @@ import openai
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_io import read_results, write_results  # noqa: E402
 
-from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.approaches.strategies import WholeApproach
+from research_tuner.lib.generation.approaches import generate_approaches
+from research_tuner.lib.generation.approach_strategies import WholeApproach
 from research_tuner.lib.teacher.base import Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.lib.teacher.wire import chat_body
 from research_tuner.settings import load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, RateLimit, request_key

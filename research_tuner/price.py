@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from research_tuner.lib.approaches.grade import grade_request
-from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
+from research_tuner.lib.generation.approach_grade import grade_request
+from research_tuner.lib.generation.approach_strategies import approach_strategy
 from research_tuner.lib.evaluation.judge.grade import judge_request
 from research_tuner.lib.evaluation.judge.pairwise import pairwise_request
 from research_tuner.lib.evaluation.judge.plan import judge_request_counts
-from research_tuner.lib.questions.borderline import same_study_request
-from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
+from research_tuner.lib.curation.borderline import same_study_request
+from research_tuner.lib.generation.question_strategies import question_strategy
 from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.lib.shared.taxonomy import field_keys, get_field
 from research_tuner.lib.teacher.estimate import StepEstimate, StepPlan, estimate_step
@@ -47,11 +47,11 @@ def _stand_in(tokens: int) -> str:
 def _teacher_plans(profile: Profile, field: str) -> list[StepPlan]:
     cfg, gen = profile.teacher, profile.generation
     subdomains = list(get_field(field).subdomains[: gen.subdomains_per_field])
-    strategy = QUESTION_STRATEGIES[cfg.question_strategy]
+    strategy = question_strategy(cfg.question_strategy)
     planned = [p for s in subdomains for p in strategy.plan(field, s, gen.questions_per_subdomain, cfg)]
     questions = StepPlan(f"raw_questions[{field}]", [p.request for p in planned],
                          [p.count * cfg.expected_tokens_per_question for p in planned], cfg)
-    approach = APPROACH_STRATEGIES[cfg.approach_strategy]
+    approach = approach_strategy(cfg.approach_strategy)
     text = _stand_in(cfg.expected_tokens_per_question)
     requests = [approach.request({"question_id": f"{field}-{s}-{i}", "field": field, "subdomain": s, "question": text},
                                  part, cfg, 0)

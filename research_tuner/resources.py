@@ -15,7 +15,7 @@ from pydantic import Field, PrivateAttr
 
 from research_tuner.lib.shared.models import cache_dir
 from research_tuner.lib.teacher.cache import CachedTeacher
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import Profile, load_profile
 
 

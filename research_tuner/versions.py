@@ -29,14 +29,12 @@ from typing import Any
 
 import dagster as dg
 
-from research_tuner.lib.approaches import grade as approach_grade
-from research_tuner.lib.approaches import prompts as approach_prompts
+from research_tuner.lib.curation import prompts as curation_prompts
 from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.judge import pairwise_prompts, verdict
 from research_tuner.lib.evaluation.judge import prompts as judge_prompts
 from research_tuner.lib.evaluation.judge import schema as judge_schema
-from research_tuner.lib.questions import prompts as question_prompts
-from research_tuner.lib.questions import schemas as question_schemas
+from research_tuner.lib.generation import approach_grade, approach_prompts, question_prompts, question_schemas
 from research_tuner.lib.shared import chat
 from research_tuner.lib.shared.sections import SECTIONS
 from research_tuner.settings import Profile
@@ -67,7 +65,7 @@ PROMPTS: dict[str, tuple[tuple[ModuleType, tuple[str, ...]], ...]] = {
                                           "QUESTION_ONE_SYSTEM", "QUESTION_ONE_USER", "QUESTION_OPENINGS",
                                           "QUESTION_TOPICS")),
                       (question_schemas, ("QUESTIONS_SCHEMA",))),
-    "question_clusters": ((question_prompts, ("SAME_STUDY_SYSTEM", "SAME_STUDY_USER")),),
+    "question_clusters": ((curation_prompts, ("SAME_STUDY_SYSTEM", "SAME_STUDY_USER")),),
     "approaches": ((approach_prompts, ("APPROACH_SYSTEM", "APPROACH_USER", "SECTION_SYSTEM", "SECTION_INSTRUCTIONS",
                                        "SECTION_USER", "GRADE_SYSTEM", "GRADE_USER")),
                    (approach_grade, ("GRADE_SCHEMA",))),

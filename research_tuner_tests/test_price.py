@@ -6,13 +6,13 @@ import math
 import pytest
 
 from research_tuner import cli
-from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.questions.curate import curate_questions
-from research_tuner.lib.questions.generate import generate_questions
-from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
+from research_tuner.lib.generation.approaches import generate_approaches
+from research_tuner.lib.curation.curate import curate_questions
+from research_tuner.lib.generation.questions import generate_questions
+from research_tuner.lib.generation.question_strategies import question_strategy
 from research_tuner.lib.shared.taxonomy import get_field
 from research_tuner.lib.teacher.base import Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.price import estimate_run, format_estimate, over_budget
 from research_tuner.settings import SettingsError, load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, answer_for, count_tokens
@@ -28,7 +28,7 @@ def calibrated(profile_overrides: dict) -> dict:
     """The two completion-length assumptions, read off a pilot answer of the loopback teacher (another field than
     the run's), as a user would from a small pilot run: the estimate cannot know how long a teacher writes."""
     cfg = load_profile("paper", overrides=profile_overrides).teacher
-    plan = QUESTION_STRATEGIES["list"].plan("engineering", "civil engineering", 4, cfg)[0]
+    plan = question_strategy("list").plan("engineering", "civil engineering", 4, cfg)[0]
     pilot = answer_for(list(plan.request.messages), wants_json=True)
     per_question = math.ceil(count_tokens(pilot) / 4)
     approach = answer_for([{"role": "user", "content": f"Research question (x / y): {'word ' * 20}\n\n"

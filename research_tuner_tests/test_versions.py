@@ -9,11 +9,12 @@ import pytest
 
 from research_tuner import versions
 from research_tuner.definitions import defs
-from research_tuner.lib.approaches import prompts as approach_prompts
+from research_tuner.lib.generation import approach_prompts
 from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.judge import pairwise_prompts
 from research_tuner.lib.evaluation.judge import prompts as judge_prompts
-from research_tuner.lib.questions import prompts as question_prompts
+from research_tuner.lib.generation import question_prompts
+from research_tuner.lib.curation import prompts as curation_prompts
 from research_tuner.lib.shared import chat
 from research_tuner.settings import load_profile
 
@@ -107,8 +108,8 @@ def test_every_prompt_and_profile_section_shapes_some_asset():
     """A new prompt constant or profile section must be mapped in versions.py, or edits to it go unnoticed."""
     mapped = {(module.__name__, name) for sources in versions.PROMPTS.values() for module, names in sources
               for name in names}
-    constants = {(module.__name__, n) for module in (question_prompts, approach_prompts, judge_prompts,
-                                                     pairwise_prompts, chat)
+    constants = {(module.__name__, n) for module in (question_prompts, approach_prompts, curation_prompts,
+                                                     judge_prompts, pairwise_prompts, chat)
                  for n in dir(module) if n.isupper() and not n.startswith("_")
                  and isinstance(getattr(module, n), (str, dict, tuple))} - {(m.__name__, "SECTIONS") for m in (
                      approach_prompts, judge_prompts, chat)}  # the sections are hashed apart

@@ -9,9 +9,9 @@ from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import ParquetLakeIOManager, stored_frame
-from research_tuner.lib.approaches.gates import APPROACH_GATES
-from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.approaches.split import (
+from research_tuner.lib.generation.approach_gates import APPROACH_GATES
+from research_tuner.lib.generation.approaches import generate_approaches
+from research_tuner.lib.curation.split import (
     DATASET_SPLIT,
     SPLIT_SIDES,
     SPLIT_TOLERANCE,

@@ -8,10 +8,10 @@ from research_tuner.checks import publish_if_checks_pass
 from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import LOST_PARTITIONS_OK, ParquetLakeIOManager, published_partitions, stored_frame
-from research_tuner.lib.questions.curate import counts_per_field, curate_questions, gate_summary
-from research_tuner.lib.questions.dedup import (REMOVED_PAIRS, dedup_summary, kept_questions, removed_pairs,
+from research_tuner.lib.curation.curate import counts_per_field, curate_questions, gate_summary
+from research_tuner.lib.curation.dedup import (REMOVED_PAIRS, dedup_summary, kept_questions, removed_pairs,
                                                restore_fields)
-from research_tuner.lib.questions.generate import generate_questions
+from research_tuner.lib.generation.questions import generate_questions
 from research_tuner.lib.shared.similarity.pairs import KINDS
 from research_tuner.lib.shared.taxonomy import subdomain_rows
 from research_tuner.lib.teacher.base import Usage

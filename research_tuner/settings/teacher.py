@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
-from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
+from research_tuner.lib.generation.registry import APPROACH_STRATEGIES, QUESTION_STRATEGIES
 from research_tuner.lib.teacher.registry import BACKENDS
 from research_tuner.settings.base import EnvVarName, HttpUrl, Name, Strict, registered
 

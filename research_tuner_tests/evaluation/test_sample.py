@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from research_tuner.lib.approaches.split import split_by_subdomain
+from research_tuner.lib.curation.split import split_by_subdomain
 from research_tuner.lib.evaluation.sample import evaluation_sample
 from research_tuner.lib.shared.ids import question_id
 

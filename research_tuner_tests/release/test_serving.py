@@ -104,7 +104,7 @@ def test_the_server_answers_with_the_models_greedy_answer(server, adapter_folder
 def test_the_server_can_be_the_teacher_of_another_run(server, tmp_path, monkeypatch):
     """The project's openai teacher backend, pointed at the server with teacher.base_url, gets its answers."""
     from research_tuner.lib.teacher.base import TeacherRequest, TeacherResponse, Usage
-    from research_tuner.lib.teacher.registry import build_teacher
+    from research_tuner.lib.teacher.factory import build_teacher
     from research_tuner.settings import TeacherSettings
 
     url, plan = server

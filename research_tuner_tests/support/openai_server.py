@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from research_tuner.lib.approaches.prompts import SECTION_INSTRUCTIONS
+from research_tuner.lib.generation.approach_prompts import SECTION_INSTRUCTIONS
 from research_tuner.lib.evaluation.judge.prompts import RESPONSE_CLOSE, RESPONSE_OPEN
 from research_tuner.lib.shared.sections import SECTIONS, present_sections
 from research_tuner_tests.support.fake_judges import is_pairwise_request, pairwise_answer

@@ -17,10 +17,10 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from research_tuner.lib.approaches.generate import generate_approaches
+from research_tuner.lib.generation.approaches import generate_approaches
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.teacher.base import Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import load_profile, parse_assignments
 from research_tuner.settings.profile import _deep_merge
 

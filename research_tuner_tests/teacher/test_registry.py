@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from research_tuner.lib.teacher import registry
+from research_tuner.lib.teacher import factory, registry
 from research_tuner.lib.teacher.base import TeacherRequest, TeacherResponse, Usage
 from research_tuner.settings import SettingsError, load_profile
 
@@ -45,7 +45,7 @@ def echo_backend(monkeypatch):
 
 def test_a_registered_backend_is_accepted_built_and_cached(echo_backend, tmp_path):
     cfg = load_profile("demo", overrides={"teacher": {"backend": "echo", "model": "echo-1"}}).teacher
-    teacher = registry.build_teacher(cfg, tmp_path / "cache.sqlite")
+    teacher = factory.build_teacher(cfg, tmp_path / "cache.sqlite")
     request = TeacherRequest(({"role": "user", "content": "abc"},), 8, 0.0, 1.0, 0)
     first, again = Usage(), Usage()
     assert teacher.complete([request], first)[0].text == "cba" and first.requests_sent == 1

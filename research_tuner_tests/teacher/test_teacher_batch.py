@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from research_tuner.lib.approaches.generate import generate_approaches
+from research_tuner.lib.generation.approaches import generate_approaches
 from research_tuner.lib.teacher.base import TeacherConfigError, Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, closed_port_url
 from research_tuner_tests.support.teacher_worker import start_worker, synthetic_questions, wait_until

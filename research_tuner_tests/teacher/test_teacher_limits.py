@@ -4,12 +4,12 @@ import threading
 
 import pytest
 
-from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.questions.generate import generate_questions
+from research_tuner.lib.generation.approaches import generate_approaches
+from research_tuner.lib.generation.questions import generate_questions
 from research_tuner.lib.teacher.base import TeacherRequest, TeacherResponse, Usage
 from research_tuner.lib.teacher.budget import BudgetExceeded, worst_case_usd
 from research_tuner.lib.teacher.ratelimit import limit_reports, parse_duration, retry_after_s
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, RateLimit, format_duration
 
@@ -123,7 +123,7 @@ def test_budget_cap_stops_before_it_is_passed_and_a_rerun_sends_only_the_rest(se
     questions = generate_questions(teacher, "humanities", ["history"], cfg, 20, Usage())
     assert len(questions) == 20
     sent_for_questions = server.answered
-    from research_tuner.lib.approaches.strategies import WholeApproach
+    from research_tuner.lib.generation.approach_strategies import WholeApproach
 
     one = worst_case_usd(WholeApproach().request(questions.iloc[0].to_dict(), None, cfg, 0), 0.40, 1.60)
     cap = 1.6 * one  # one request's worst case at a time, and the real costs (far below it) add up

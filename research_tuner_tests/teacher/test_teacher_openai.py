@@ -2,13 +2,13 @@
 
 import pytest
 
-from research_tuner.lib.approaches.generate import generate_approaches
-from research_tuner.lib.questions.generate import generate_questions
-from research_tuner.lib.questions.strategies import parse_question_list
+from research_tuner.lib.generation.approaches import generate_approaches
+from research_tuner.lib.generation.questions import generate_questions
+from research_tuner.lib.generation.question_strategies import parse_question_list
 from research_tuner.lib.shared.sections import missing_sections
 from research_tuner.lib.teacher.base import TeacherConfigError, Usage
 from research_tuner.lib.teacher.credentials import api_key_for
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import SettingsError, load_profile
 from research_tuner.lib.teacher.base import TeacherRequest
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, closed_port_url

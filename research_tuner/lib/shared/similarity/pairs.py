@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from research_tuner.settings import DedupSettings
 
 #: In order of precedence when one pair is found by several passes; "teacher" pairs are borderline semantic pairs
-#: the teacher called the same study (lib/questions/borderline.py), never found by `duplicate_pairs`.
+#: the teacher called the same study (lib/curation/borderline.py), never found by `duplicate_pairs`.
 KINDS = ("exact", "lexical", "semantic", "teacher")
 
 

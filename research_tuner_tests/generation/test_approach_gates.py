@@ -8,14 +8,14 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from research_tuner.lib.approaches.gates import section_problems, topic_similarity
-from research_tuner.lib.approaches.generate import check_approaches, generate_approaches
-from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES
-from research_tuner.lib.questions.generate import generate_questions
+from research_tuner.lib.generation.approach_gates import section_problems, topic_similarity
+from research_tuner.lib.generation.approaches import check_approaches, generate_approaches
+from research_tuner.lib.generation.approach_strategies import approach_strategy
+from research_tuner.lib.generation.questions import generate_questions
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown, split_sections
 from research_tuner.lib.teacher.base import OVERSIZE, TeacherRequest, Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import ApproachGateSettings, load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, section_text
 
@@ -89,7 +89,7 @@ def test_an_approach_to_another_question_is_off_topic():
     other = "How do minimum wage increases affect employment in the informal sector of emerging economies?"
     sims = topic_similarity([QUESTION, other], [GOOD, GOOD], "embedded:all-MiniLM-L6-v2")
     assert sims[0] >= CFG.on_topic_threshold > sims[1], sims
-    strategy = APPROACH_STRATEGIES["whole"]
+    strategy = approach_strategy("whole")
     results = check_approaches(strategy, [QUESTION, other], [{None: assemble_markdown(GOOD)}] * 2, CFG)
     assert results[0][1] is None and results[1][1].gate == "off_topic"
 
@@ -199,7 +199,7 @@ def test_the_optional_teacher_grade_rejects_a_low_grade_and_is_cached(server, tm
 
 
 def test_a_grade_is_read_from_json_or_prose_and_never_guessed():
-    from research_tuner.lib.approaches.grade import read_score
+    from research_tuner.lib.generation.approach_grade import read_score
 
     assert read_score('{"score": 7}') == 7 and read_score("Score: 4/10, generic.") == 4
     assert read_score("A fine approach.") is None and read_score('{"score": 42}') is None

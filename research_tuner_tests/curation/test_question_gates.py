@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from research_tuner.lib.questions.curate import counts_per_field, curate_questions, gate_summary
-from research_tuner.lib.questions.dedup import kept_questions, removed_pairs
-from research_tuner.lib.questions.gates import repeated_phrase, text_gate
+from research_tuner.lib.curation.curate import counts_per_field, curate_questions, gate_summary
+from research_tuner.lib.curation.dedup import kept_questions, removed_pairs
+from research_tuner.lib.curation.question_gates import repeated_phrase, text_gate
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.settings import DedupSettings, GateSettings, QuestionGateSettings, SettingsError, load_profile
 

@@ -4,12 +4,12 @@ bar are asked, once each (then from the cache), and a yes links them as a duplic
 import pandas as pd
 import pytest
 
-from research_tuner.lib.questions.borderline import borderline_candidates, read_yes, teacher_pairs
-from research_tuner.lib.questions.curate import curate_questions
+from research_tuner.lib.curation.borderline import borderline_candidates, read_yes, teacher_pairs
+from research_tuner.lib.curation.curate import curate_questions
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.similarity.pairs import duplicate_pairs
 from research_tuner.lib.teacher.base import Usage
-from research_tuner.lib.teacher.registry import build_teacher
+from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import DedupSettings, QuestionGateSettings, load_profile
 from research_tuner_tests.support.openai_server import FakeOpenAIServer
 

@@ -1,9 +1,9 @@
-"""The seeded, stratified split (the stable split and leakage tests are in questions/test_dedup.py beside the
+"""The seeded, stratified split (the stable split and leakage tests are in test_dedup.py beside the
 near-duplicate passes they rely on)."""
 
 import pandas as pd
 
-from research_tuner.lib.approaches.split import split_by_subdomain
+from research_tuner.lib.curation.split import split_by_subdomain
 from research_tuner.lib.shared.ids import question_id
 
 

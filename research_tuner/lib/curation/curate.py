@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from research_tuner.lib.questions.borderline import teacher_pairs
-from research_tuner.lib.questions.dedup import QUESTION_CLUSTERS, cluster_questions
-from research_tuner.lib.questions.gates import QUESTION_GATES, off_topic_scores, text_gate
+from research_tuner.lib.curation.borderline import teacher_pairs
+from research_tuner.lib.curation.dedup import QUESTION_CLUSTERS, cluster_questions
+from research_tuner.lib.curation.question_gates import QUESTION_GATES, off_topic_scores, text_gate
 from research_tuner.lib.shared.similarity.pairs import DuplicatePairs, duplicate_pairs
 from research_tuner.lib.teacher.base import Teacher, Usage
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from research_tuner.lib.questions.generate import RAW_QUESTIONS
+from research_tuner.lib.generation.questions import RAW_QUESTIONS
 from research_tuner.lib.shared.schema import RowSchema
 from research_tuner.lib.shared.similarity.pairs import KINDS, DuplicatePairs, clusters_of, duplicate_pairs
 

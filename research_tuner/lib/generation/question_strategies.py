@@ -6,7 +6,7 @@
   that the answer is a question whatever the model does.
 
 A strategy turns (field, subdomain, count) into requests, and one response into zero or more cleaned questions.
-Adding a way of asking is a class here and a line in `QUESTION_STRATEGIES`.
+Adding a way of asking is a class here and a line in registry.py's `QUESTION_STRATEGIES`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from research_tuner.lib.questions import prompts
-from research_tuner.lib.questions.schemas import QUESTIONS_SCHEMA
+from research_tuner.lib.generation import question_prompts as prompts
+from research_tuner.lib.generation.question_schemas import QUESTIONS_SCHEMA
+from research_tuner.lib.generation.registry import QUESTION_STRATEGIES, load
 from research_tuner.lib.shared.ids import stable_seed
 from research_tuner.lib.teacher.base import TeacherRequest
 
@@ -122,5 +123,6 @@ class OneQuestionEach:
         return [one] if one else []
 
 
-#: `teacher.question_strategy` -> how the teacher is asked.
-QUESTION_STRATEGIES: dict[str, QuestionStrategy] = {"list": ListOfQuestions(), "one_by_one": OneQuestionEach()}
+def question_strategy(name: str) -> QuestionStrategy:
+    """The way of asking for questions that `teacher.question_strategy` names."""
+    return load(QUESTION_STRATEGIES, name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from research_tuner.lib.questions import prompts
+from research_tuner.lib.curation import prompts
 from research_tuner.lib.shared.ids import stable_seed
 from research_tuner.lib.shared.similarity.pairs import KINDS, DuplicatePairs, clusters_of
 from research_tuner.lib.teacher.base import Teacher, TeacherFailure, TeacherRequest, Usage

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from research_tuner.lib.approaches.gates import Rejection, off_topic, section_problems, topic_similarity
-from research_tuner.lib.approaches.grade import grade_approaches
-from research_tuner.lib.approaches.strategies import APPROACH_STRATEGIES, ApproachStrategy, Part
+from research_tuner.lib.generation.approach_gates import Rejection, off_topic, section_problems, topic_similarity
+from research_tuner.lib.generation.approach_grade import grade_approaches
+from research_tuner.lib.generation.approach_strategies import ApproachStrategy, Part, approach_strategy
 from research_tuner.lib.shared.schema import RowSchema
 from research_tuner.lib.shared.sections import SECTIONS, split_sections
 from research_tuner.lib.shared.similarity.embeddings import DEFAULT_EMBEDDING_MODEL
@@ -73,7 +73,7 @@ def generate_approaches(
     `gates` None checks the form only; `dedup` names the embedding model of the off-topic gate; `rejections`, when
     given, counts every rejection by gate, retried ones included.
     """
-    strategy = APPROACH_STRATEGIES[cfg.approach_strategy]
+    strategy = approach_strategy(cfg.approach_strategy)
     records = questions.to_dict("records")
     accepted: dict[tuple[int, Part], str] = {}
     last_error: dict[int, str] = {}

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from research_tuner.lib.approaches import prompts
-from research_tuner.lib.approaches.gates import Rejection
+from research_tuner.lib.generation import approach_prompts as prompts
+from research_tuner.lib.generation.approach_gates import Rejection
 from research_tuner.lib.shared.ids import stable_seed
 from research_tuner.lib.shared.sections import SECTIONS
 from research_tuner.lib.teacher.base import Teacher, TeacherFailure, TeacherRequest, Usage

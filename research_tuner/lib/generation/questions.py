@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from research_tuner.lib.questions.strategies import QUESTION_STRATEGIES
+from research_tuner.lib.generation.question_strategies import question_strategy
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.schema import RowSchema
 from research_tuner.lib.teacher.base import OVERSIZE, Teacher, TeacherFailure, Usage
@@ -35,7 +35,7 @@ def generate_questions(
     Responses that yield no question (malformed, refused, cut off) are counted in `usage` as failures
     and never become rows.
     """
-    strategy = QUESTION_STRATEGIES[cfg.question_strategy]
+    strategy = question_strategy(cfg.question_strategy)
     planned = [p for subdomain in subdomains for p in strategy.plan(field, subdomain, questions_per_subdomain, cfg)]
     responses = teacher.complete([p.request for p in planned], usage, progress)
     rows = []

@@ -1,6 +1,6 @@
 """Ways of asking for questions: a teacher's answer cleaned into one well-formed question, or a JSON list read."""
 
-from research_tuner.lib.questions.strategies import clean_question, parse_question_list
+from research_tuner.lib.generation.question_strategies import clean_question, parse_question_list
 
 
 def test_clean_question_keeps_one_question():

@@ -7,7 +7,7 @@
 
 A strategy names the parts it asks for, builds the request for one part of one question, accepts or rejects
 one response (with the reason), and assembles the accepted parts into the approach. Adding a way of asking is a
-class here and a line in `APPROACH_STRATEGIES`.
+class here and a line in registry.py's `APPROACH_STRATEGIES`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from research_tuner.lib.approaches import prompts
+from research_tuner.lib.generation import approach_prompts as prompts
+from research_tuner.lib.generation.registry import APPROACH_STRATEGIES, load
 from research_tuner.lib.shared.ids import stable_seed
 from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown, missing_sections, split_sections
 from research_tuner.lib.teacher.base import OVERSIZE, TeacherFailure, TeacherRequest, TeacherResponse
@@ -122,5 +123,6 @@ class ApproachBySection:
         return normalise_headings(text), None
 
 
-#: `teacher.approach_strategy` -> how the teacher is asked.
-APPROACH_STRATEGIES: dict[str, ApproachStrategy] = {"whole": WholeApproach(), "by_section": ApproachBySection()}
+def approach_strategy(name: str) -> ApproachStrategy:
+    """The way of asking for approaches that `teacher.approach_strategy` names."""
+    return load(APPROACH_STRATEGIES, name)

@@ -1,6 +1,6 @@
 """Ways of asking for approaches: a small teacher's section body cleaned of labels, headings and half sentences."""
 
-from research_tuner.lib.approaches.strategies import clean_section_body
+from research_tuner.lib.generation.approach_strategies import clean_section_body
 
 
 def test_section_bodies_lose_a_repeated_label():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from research_tuner.lib.approaches.generate import APPROACHES
+from research_tuner.lib.generation.approaches import APPROACHES
 from research_tuner.lib.shared.ids import rank_key
 from research_tuner.lib.shared.similarity.pairs import DuplicatePairs
 

@@ -10,8 +10,8 @@ import pytest
 
 from research_tuner.approaches.assets import dataset_split
 from research_tuner.lake import ParquetLakeIOManager, lake_path, write_parquet_atomic
-from research_tuner.lib.approaches.split import leaking_pairs, split_by_subdomain
-from research_tuner.lib.questions.dedup import cluster_questions
+from research_tuner.lib.curation.split import leaking_pairs, split_by_subdomain
+from research_tuner.lib.curation.dedup import cluster_questions
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.similarity.minhash import exact_jaccard, lexical_near_duplicates, shingle
 from research_tuner.lib.shared.similarity.pairs import clusters_of, duplicate_pairs

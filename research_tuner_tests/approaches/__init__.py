@@ -1,1 +1,0 @@
-"""Tests of research_tuner/lib/approaches and its assets."""

@@ -1,0 +1,1 @@
+"""Tests of research_tuner/lib/curation: dedup, question gates, borderline verdicts, the split."""

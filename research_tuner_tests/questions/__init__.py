@@ -1,1 +1,0 @@
-"""Tests of research_tuner/lib/questions and its assets."""
