@@ -15,8 +15,8 @@ from research_tuner.lib.generation.questions import generate_questions
 from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.shared.sections import SECTIONS, assemble_markdown, split_sections
 from research_tuner.lib.teacher.base import OVERSIZE, TeacherRequest, Usage
-from research_tuner.lib.teacher.factory import build_teacher
-from research_tuner.settings import ApproachGateSettings, load_profile
+from research_tuner.settings import ApproachGateSettings
+from research_tuner_tests.support.loopback_teacher import loopback_teacher
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, section_text
 
 QUESTION = "How does urban light pollution alter the foraging behaviour of nocturnal pollinators?"
@@ -104,12 +104,7 @@ def server():
 
 
 def teacher_for(server, tmp_path, monkeypatch, **extra):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    cfg = load_profile("paper", overrides={"teacher": {"base_url": server.base_url, "max_concurrency": 1,
-                                                       "max_retries": 2, **extra}}).teacher
-    teacher = build_teacher(cfg, tmp_path / "cache.sqlite")
-    teacher.inner.backoff_base_s = 0.01
-    return teacher, cfg
+    return loopback_teacher(server, tmp_path, monkeypatch, **{"max_concurrency": 1, "max_retries": 2, **extra})
 
 
 def questions(n: int) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from research_tuner.lib.generation.approaches import generate_approaches
 from research_tuner.lib.teacher.base import TeacherConfigError, Usage
 from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import load_profile
+from research_tuner_tests.support.loopback_teacher import loopback_teacher
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault, closed_port_url
 from research_tuner_tests.support.teacher_worker import start_worker, synthetic_questions, wait_until
 
@@ -20,10 +21,7 @@ def server():
 
 
 def batch_teacher(server, tmp_path, monkeypatch, **extra):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    overrides = {"teacher": {"base_url": server.base_url, "mode": "batch", "batch_poll_interval_s": 0.02, **extra}}
-    cfg = load_profile("paper", overrides=overrides).teacher
-    return build_teacher(cfg, tmp_path / "cache.sqlite"), cfg
+    return loopback_teacher(server, tmp_path, monkeypatch, mode="batch", batch_poll_interval_s=0.02, **extra)
 
 
 def test_batch_answers_land_in_the_cache_at_half_price_and_invalid_ones_go_to_a_follow_up(

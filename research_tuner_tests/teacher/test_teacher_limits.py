@@ -9,8 +9,7 @@ from research_tuner.lib.generation.questions import generate_questions
 from research_tuner.lib.teacher.base import TeacherRequest, TeacherResponse, Usage
 from research_tuner.lib.teacher.budget import BudgetExceeded, worst_case_usd
 from research_tuner.lib.teacher.ratelimit import limit_reports, parse_duration, retry_after_s
-from research_tuner.lib.teacher.factory import build_teacher
-from research_tuner.settings import load_profile
+from research_tuner_tests.support.loopback_teacher import loopback_teacher
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, RateLimit, format_duration
 
 
@@ -21,12 +20,8 @@ def server():
 
 
 def teacher_for(server, tmp_path, monkeypatch, **extra):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    overrides = {"teacher": {"base_url": server.base_url, "max_concurrency": 16, "questions_per_request": 5, **extra}}
-    cfg = load_profile("paper", overrides=overrides).teacher
-    teacher = build_teacher(cfg, tmp_path / "cache.sqlite")
-    teacher.inner.backoff_base_s = 0.01
-    return teacher, cfg
+    return loopback_teacher(server, tmp_path, monkeypatch, **{"max_concurrency": 16, "questions_per_request": 5,
+                                                              **extra})
 
 
 def requests(n: int, max_tokens: int = 50) -> list[TeacherRequest]:
