@@ -13,6 +13,8 @@ os.environ.setdefault("RESEARCH_TUNER_CACHE", str(REPO / ".cache"))
 # Processes the tests start (Dagster step workers, `dagster dev`, the CLI, worker scripts) import this checkout's
 # research_tuner and research_tuner_tests, whatever is installed in the environment.
 os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+# Offline: MLflow's usage telemetry off in this process and the tracking servers it starts (as the tracker does).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 @pytest.fixture(scope="session")

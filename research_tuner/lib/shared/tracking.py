@@ -31,6 +31,10 @@ class MlflowTracker:
     """The MLflow runs of one experiment on one tracking server."""
 
     def __init__(self, settings: TrackingSettings):
+        # MLflow's usage telemetry phones home (the runs are offline; a person may set it to "false") and, from
+        # its background thread, races the client over the variable it keeps its session in (a KeyError seen in
+        # the tests); it must be off before mlflow is first imported.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         try:
             from mlflow import MlflowClient
         except ImportError:
