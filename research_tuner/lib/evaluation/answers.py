@@ -13,15 +13,17 @@ from research_tuner.lib.shared.schema import RowSchema
 GENERATIONS = RowSchema("eval_generations", {
     "question_id": "object", "field": "object", "subdomain": "object", "question": "object", "reference": "object",
     "model": "object", "response": "object", "finish_reason": "object", "completion_tokens": "int64",
+    "sample_seed": "int64",
 })
 
 
 def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: int, batch_size: int,
-                progress=None) -> pd.DataFrame:
+                sample_seed: int = 0, progress=None) -> pd.DataFrame:
     """Greedy answers from the base model (adapter disabled) and the fine-tuned model, same token limit.
 
     One base model is loaded; the adapter is switched off for the base answers instead of loading a
-    second copy.
+    second copy. `sample_seed` is the seed that drew `sample`, kept with each row so the next run can tell
+    whether to keep the same sample.
     """
     prompts = [student_prompt(q) for q in sample["question"]]
     rows = []
@@ -33,5 +35,6 @@ def answer_both(peft_model, tokenizer, sample: pd.DataFrame, *, max_new_tokens: 
                 "question_id": record["question_id"], "field": record["field"], "subdomain": record["subdomain"],
                 "question": record["question"], "reference": record["approach"], "model": name,
                 "response": out.text, "finish_reason": out.finish_reason, "completion_tokens": out.completion_tokens,
+                "sample_seed": sample_seed,
             })
     return GENERATIONS.frame(rows)
