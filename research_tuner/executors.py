@@ -7,7 +7,15 @@ fighting over cores). So the multiprocess executor caps steps tagged `TORCH_STEP
 `RESEARCH_TUNER_TORCH_STEPS` (default 1) at a time, and each such step uses at most
 cores / that many threads. The CLI (`research-tuner run`) runs in one process, one step at a time.
 
-Across runs, the queued run coordinator in deploy/dagster.yaml keeps one run at a time on a laptop.
+Across runs, Dagster's concurrency pools (`pool=` on the assets) do the same job. deploy/dagster.yaml gives every
+pool a limit of 1 (`concurrency.pools.default_limit`), and scripts/ui.sh raises the teacher's:
+
+- `TEACHER_POOL`: steps that wait on the teacher's server (raw_questions, approaches, the judge); several fields
+  at once, up to RESEARCH_TUNER_TEACHER_STEPS (default 4) steps across all runs;
+- `TORCH_POOL`: steps that run a model on this machine's cores or GPU (training, evaluation answers): one at a
+  time across all runs; raise it with `dagster instance concurrency set torch N` on a machine with N GPUs;
+- `CLUSTERS_POOL`: `question_clusters`, the one asset every field's data run writes: always 1, so runs of
+  several fields in parallel never race on it (each clusters step reads every round published before it).
 
 On a cluster, RESEARCH_TUNER_EXECUTOR=k8s runs each step in its own Kubernetes pod (dagster-k8s's
 k8s_job_executor; deploy/k8s/ has the run config that gives the torch steps a GPU and the teacher its
@@ -23,6 +31,10 @@ from research_tuner.lib.shared.errors import SettingsError
 from research_tuner.lib.teacher.base import TeacherConfigError
 
 EXECUTORS = ("multiprocess", "in_process", "k8s")
+
+TEACHER_POOL = "teacher"
+TORCH_POOL = "torch"
+CLUSTERS_POOL = "question_clusters"
 
 #: Op tag on the steps that run torch on this machine.
 TORCH_TAG_KEY = "research_tuner/cpu"

@@ -11,6 +11,9 @@ export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
+# Teacher steps only wait on the network: let several fields' run side by side (every other pool stays at the
+# instance's default limit of 1; research_tuner/executors.py lists the pools).
+dagster instance concurrency set teacher "${RESEARCH_TUNER_TEACHER_STEPS:-4}" >/dev/null
 # `dagster dev` stops webserver, daemon and code servers on SIGINT (Ctrl-C) but outlives SIGTERM, which is what
 # `kill` and service managers send. So it runs as a job in its own process group (set -m), and this script turns
 # SIGTERM, SIGINT and SIGHUP into one SIGINT to that whole group, then waits for it to finish.

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from research_tuner.checks import publish_if_checks_pass
-from research_tuner.executors import TEACHER_RETRY, no_retry_on_config_error
+from research_tuner.executors import TEACHER_POOL, TEACHER_RETRY, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
 from research_tuner.lake import ParquetLakeIOManager, stored_frame
 from research_tuner.lib.generation.approach_gates import APPROACH_GATES
@@ -34,6 +34,7 @@ GROUP = "approaches"
     kinds={"openai", "parquet"},
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
+    pool=TEACHER_POOL,
     description="A research approach per kept question: Markdown with the paper's 7 sections, each with substance "
     "(no boilerplate, injection, thin or copied section) and on the question's topic; a rejected approach is asked "
     "again with a new seed, then recorded as a failure with its reason.",

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from research_tuner.executors import TORCH_STEP_TAGS
+from research_tuner.executors import TORCH_POOL, TORCH_STEP_TAGS
 from research_tuner.lib.shared.tracking import MlflowTracker
 from research_tuner.metadata import image, preview
 from research_tuner.resources import PipelineSettings
@@ -20,6 +20,7 @@ GROUP = "training"
     group_name=GROUP,
     kinds={"pytorch", "huggingface"},
     op_tags=TORCH_STEP_TAGS,
+    pool=TORCH_POOL,
     description="LoRA adapter (PEFT) trained with TRL's SFTTrainer on every field's train rows; "
     "the folder holds adapter/ (with its model card, README.md), tokenizer/, training_log.parquet, loss_curve.png "
     "and manifest.json, and merged/ (base + adapter as one model) when training.export_merged is set. With "
