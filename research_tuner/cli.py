@@ -3,6 +3,9 @@
     research-tuner run                                  # demo profile, all 8 fields
     research-tuner run --profile paper --set teacher.max_concurrency=32
     research-tuner run --fields arts,humanities --set generation.questions_per_subdomain=4
+    research-tuner run --round 1                        # a new generation round: more data, the earlier kept
+    research-tuner rounds                               # the rounds the lake holds, with their questions
+    research-tuner delete-round 1                       # remove a round on purpose; then run again to follow it
     research-tuner check --profile paper                # preflight only: settings, keys, servers, GPU, the price
     research-tuner table                                # print the last evaluation table
     research-tuner doctor                               # check every lake file; print what repairs the damaged
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from research_tuner.preflight import Preflight, preflight
 from research_tuner.settings import Profile, SettingsError, check_lake, load_profile, parse_assignments, select_fields
+from research_tuner.table import print_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +49,30 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value
+
+
+def _round(text: str) -> str:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a round: rounds are whole numbers 0, 1, 2, ...")
+    return str(int(text))
+
+
+def list_rounds(lake: str) -> int:
+    from research_tuner.rounds import round_summary
+
+    print("\n".join(round_summary(lake)) or f"no generation round in {lake}: research-tuner run writes round 0")
+    return 0
+
+
+def delete_round(lake: str, round_: str) -> int:
+    from research_tuner.rounds import delete_round as delete, lake_rounds
+
+    if round_ not in lake_rounds(lake):
+        raise SettingsError(f"{lake} holds no round {round_} (research-tuner rounds --lake {lake} lists them)")
+    removed = delete(lake, round_, _instance() if os.environ.get("DAGSTER_HOME") else None)
+    print(f"removed round {round_}: {len(removed)} file(s). Its questions leave question_clusters, the approaches and "
+          f"the split when data_job runs next for each field: research-tuner run --round <a round that remains>.")
+    return 0
 
 
 def _checked_settings(args) -> tuple[Profile, list[str], str, Preflight]:
@@ -105,19 +133,29 @@ def run_pipeline(args) -> int:
 
     from research_tuner.definitions import defs
     from research_tuner.interrupts import StopSignals
+    from research_tuner.partitions import field_round_key
+    from research_tuner.rounds import lake_rounds, register_rounds
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
     run_config = _run_config(args, lake)
     instance = _instance()
+    # every round the lake holds, and this one: question_clusters reads them all, so none drops out of the data
+    register_rounds(instance, sorted({*lake_rounds(lake), args.round}, key=int))
     started = time.monotonic()
 
-    def launch(job_name: str, partition: str | None = None) -> None:
-        label = f"{job_name}" + (f" [{partition}]" if partition else "")
+    def launch(job_name: str, partition: str | None = None, assets: list[str] | None = None,
+               through: str | None = None) -> None:
+        """One run of `job_name` (only `assets` when given); `through`: the partitions `partition`..`through`."""
+        label = f"{job_name}" + (f" [{partition}{'..' + through if through else ''}]" if partition else "")
+        label += f" ({', '.join(assets)})" if assets else ""
         t0 = time.monotonic()
         print(f"-> {label}", flush=True)
+        span = {"partition_key": partition} if not through else {"tags": {
+            "dagster/asset_partition_range_start": partition, "dagster/asset_partition_range_end": through}}
         try:
             result = defs.resolve_job_def(job_name).execute_in_process(
-                run_config=run_config, instance=instance, partition_key=partition, raise_on_error=False
+                run_config=run_config, instance=instance, raise_on_error=False,
+                asset_selection=[dg.AssetKey(a) for a in assets] if assets else None, **span,
             )
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError):
             raise _Stopped(label) from None
@@ -127,14 +165,23 @@ def run_pipeline(args) -> int:
             raise SystemExit(f"{label} failed (run {result.run_id}); see the log above or the Dagster UI")
         print(f"   {label} done in {time.monotonic() - t0:.0f} s", flush=True)
 
-    print(f"profile {profile.name}, {len(fields)} field(s), data lake {lake}")
+    print(f"profile {profile.name}, {len(fields)} field(s), generation round {args.round}, data lake {lake}")
     with StopSignals() as stop:
         try:
             for field in fields:
+                launch("round_job", str(field_round_key(field, args.round)))
+            for field in fields:
                 launch("data_job", field)
             launch("training_job")
-            for field in fields:
-                launch("evaluation_job", field)
+            # the answers of every field in one run (eval_generations' single-run backfill policy): the model
+            # loads once and all fields' prompts share its batches; then each field's judging and scores
+            if _contiguous(fields):
+                launch("evaluation_job", fields[0], ["eval_generations"], through=fields[-1])
+                for field in fields:
+                    launch("evaluation_job", field, ["eval_judgements", "eval_preferences", "eval_scores"])
+            else:
+                for field in fields:
+                    launch("evaluation_job", field)
             launch("report_job")
             launch("release_job")
         except (_Stopped, KeyboardInterrupt) as exc:
@@ -148,58 +195,19 @@ def run_pipeline(args) -> int:
     return 0
 
 
+def _contiguous(fields: list[str]) -> bool:
+    """Whether `fields` are a run of consecutive fields (a partition range covers exactly them)."""
+    from research_tuner.partitions import FIELDS
+
+    start = FIELDS.index(fields[0])
+    return len(fields) > 1 and FIELDS[start:start + len(fields)] == fields
+
+
 class _Stopped(Exception):
     """A job ended because SIGINT or SIGTERM arrived; str() says which job (and run)."""
 
     def __init__(self, label: str, run_id: str | None = None):
         super().__init__(label + (f" (run {run_id})" if run_id else ""))
-
-
-def evaluation_table(lake: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from research_tuner.lake import lake_path, read_parquet  # Dagster loads with it: not for a mistyped command
-
-    folder = lake_path(lake, "eval_report")
-    if not (folder / "scores_by_field.parquet").exists():
-        raise SettingsError(f"no evaluation report in {folder}: run the pipeline first (research-tuner run "
-                            f"--lake {lake}), or name the lake that has one with --lake")
-    return read_parquet(folder / "scores_by_field.parquet"), read_parquet(folder / "comparison.parquet")
-
-
-def print_table(lake: str) -> None:
-    from research_tuner.lake import lake_path
-    from research_tuner.lib.evaluation.metrics import metric_names
-
-    scores, comparison = evaluation_table(lake)
-    columns = ["field", "model", "n", *metric_names(), "hit_token_limit"]
-    shown = scores[columns + [c for c in ("judge_score", "judge_n", "judge_failed") if c in scores.columns]]
-    print("Evaluation per field (mean scores against the teacher's approach):")
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if "judge_score" in scores.columns:
-        print("(judge_score: the LLM judge's mean grade, 0-5, over judge_n answers; judge_failed were unreadable)")
-    overall = comparison[comparison["field"] == "all"]
-    print("\nOver all fields: fine_tuned vs base (paired delta, 95% bootstrap CI, relative change):")
-    for row in overall.itertuples():
-        print(f"  {row.metric:<21} base {row.base:.4f}  fine_tuned {row.fine_tuned:.4f}  "
-              f"delta {row.delta:+.4f} [{row.delta_ci_low:+.4f}, {row.delta_ci_high:+.4f}]  "
-              f"{row.improvement_pct:+.1f}%")
-    _print_preferences(lake)
-    print(f"\nData lake: {lake_path(lake)}  (figures in {lake_path(lake, 'eval_report')})")
-
-
-def _print_preferences(lake: str) -> None:
-    """The pairwise win rates over all fields and the verdict paragraph, where the report has them."""
-    from research_tuner.lake import lake_path, read_parquet
-
-    folder = lake_path(lake, "eval_report")
-    if (folder / "win_rates.parquet").exists():
-        wins = read_parquet(folder / "win_rates.parquet")
-        for row in wins[wins["field"] == "all"].itertuples():
-            print(f"  win rate vs {row.opponent:<9} {row.win_rate:.4f} [{row.win_rate_ci_low:.3f}, "
-                  f"{row.win_rate_ci_high:.3f}]  (W/T/L {row.wins}/{row.ties}/{row.losses}, ties as half; "
-                  f"at equal length {row.lc_win_rate:.3f}; order flipped the verdict in "
-                  f"{100 * row.inconsistency_rate:.0f}%)")
-    if (folder / "verdict.md").exists():
-        print("\nVerdict: " + (folder / "verdict.md").read_text().strip())
 
 
 def _trained_adapter(lake: str):
@@ -268,6 +276,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--lake", help="data lake root: a folder or an fsspec URL (default: data_lake)")
         p.add_argument("--over-budget-ok", action="store_true",
                        help="start even when a step's estimated cost is above its budget_usd")
+        p.add_argument("--round", type=_round, default="0",
+                       help="the generation round to write (default 0); a new number adds new questions, and every "
+                       "earlier round stays in the data")
+    rounds = sub.add_parser("rounds", help="list the generation rounds the lake holds")
+    rounds.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
+    delete = sub.add_parser("delete-round", help="remove one generation round from the lake and the instance")
+    delete.add_argument("round", type=_round)
+    delete.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     table = sub.add_parser("table")
     table.add_argument("--lake", default=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake"))
     doctor = sub.add_parser("doctor", help="check every partition file in the data lake (research_tuner/doctor.py)")
@@ -306,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(args.lake)
         if args.command == "serve":
             return serve(args)
+        if args.command == "rounds":
+            return list_rounds(args.lake)
+        if args.command == "delete-round":
+            return delete_round(args.lake, args.round)
         print_table(args.lake)
         return 0
     except SettingsError as exc:

@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from research_tuner.approaches import assets as approaches
-from research_tuner.automation import record_run_failures, regeneration_schedule
+from research_tuner.automation import curate_new_rounds, record_run_failures, regeneration_schedule
 from research_tuner.evaluation import assets as evaluation
 from research_tuner.executors import cap_torch_threads, executor_from_env
 from research_tuner.jobs import ALL_JOBS
@@ -28,7 +28,7 @@ defs = dg.Definitions(
     asset_checks=dg.load_asset_checks_from_modules(STAGES),
     jobs=ALL_JOBS,
     schedules=[regeneration_schedule],
-    sensors=[record_run_failures],
+    sensors=[record_run_failures, curate_new_rounds],
     executor=executor_from_env(),
     resources={
         "io_manager": ParquetLakeIOManager(root=os.environ.get("RESEARCH_TUNER_LAKE", "data_lake")),

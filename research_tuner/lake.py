@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from upath import UPath
 
-from research_tuner.lake_records import CHEAP, Record, read_record, record_path, repair_command
+from research_tuner.lake_records import (CHEAP, Record, asset_records, partition_stem, read_record, record_path,
+                                         repair_command)
 
 #: Set on an AssetIn that fans in over partitions and can do without a lost one (it logs an error and rebuilds
 #: the partition's rows from elsewhere); without it, a lost partition fails the step.
@@ -111,7 +112,8 @@ def read_partition(root: str, asset: str, partition: str | None) -> pd.DataFrame
 
 
 def partition_file(root: str, asset: str, partition: str | None) -> UPath:
-    return lake_path(root, asset, f"{partition if partition is not None else asset.split('/')[-1]}.parquet")
+    """`<root>/<asset>/<partition>.parquet`; a field x round partition ("arts|3") is `<asset>/arts/3.parquet`."""
+    return lake_path(root, asset, f"{partition_stem(partition) if partition is not None else asset.split('/')[-1]}.parquet")
 
 
 def copy_folder_atomic(source: Path, target: UPath) -> str:
@@ -205,6 +207,8 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         if obj is None:
             return
+        if context.has_asset_partitions and len(context.asset_partition_keys) > 1:
+            return self._handle_partitions(context, obj)
         asset = "/".join(context.asset_key.path)
         partition = context.asset_partition_key if context.has_asset_partitions else None
         run_id, settings = _run_settings(context)
@@ -228,6 +232,29 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
             "lake/version": digest[:24],  # the data version; the file's SHA-256 starts with it
             **({"lake/rows": record.rows} if record.rows is not None else {}),
         })
+
+    def _handle_partitions(self, context: dg.OutputContext, frame: pd.DataFrame) -> None:
+        """One output for several field partitions (a single-run backfill): each field's rows go to its own file
+        and record, as a run per field would have written them."""
+        if not isinstance(frame, pd.DataFrame) or "field" not in frame:
+            raise TypeError("an output for several partitions must be a DataFrame with a `field` column")
+        asset = "/".join(context.asset_key.path)
+        run_id, settings = _run_settings(context)
+        keys = sorted(context.asset_partition_keys)
+        digests = []
+        for key in keys:
+            rows = frame[frame["field"] == key].reset_index(drop=True)
+            data = parquet_bytes(rows)
+            digest = write_bytes_atomic(data, self._file(context, key))
+            record = Record(asset, key, digest, rows=len(rows), run_id=run_id, settings=settings,
+                            schema=arrow_schema(pq.read_schema(pa.BufferReader(data))))
+            write_bytes_atomic(record.to_json(), record_path(self.root, asset, key))
+            digests.append(digest)
+        combined = hashlib.sha256("".join(digests).encode()).hexdigest()  # one data version per materialization
+        _record_data_version(context, combined)
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(self._asset_dir(context))),
+                                     "lake/version": combined[:24], "lake/rows": len(frame),
+                                     "lake/partitions": len(keys)})
 
     def load_input(self, context: dg.InputContext):
         upstream = context.upstream_output
@@ -287,10 +314,10 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
         return pd.concat(frames, ignore_index=True) if len(frames) != 1 else frames[0]
 
 
-def published_partitions(io_manager, asset: str, keys: list[str]) -> set[str]:
-    """Which of `keys` the lake has published for `asset` (by their records; empty for another IO manager)."""
+def published_partitions(io_manager, asset: str) -> set[str]:
+    """Every partition the lake has published for `asset` (by their records; empty for another IO manager)."""
     root = getattr(io_manager, "root", None)
-    return {k for k in keys if read_record(root, asset, k) is not None} if isinstance(root, str) else set()
+    return {r.partition for r in asset_records(root, asset) if r.partition is not None} if isinstance(root, str) else set()
 
 
 def stored_frame(io_manager, asset: str, partition: str | None = None, log=None) -> pd.DataFrame | None:

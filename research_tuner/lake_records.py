@@ -46,8 +46,13 @@ class Record:
         return json.dumps(asdict(self), indent=1).encode()
 
 
+def partition_stem(partition: str) -> str:
+    """A partition key as a relative path: "arts" stays, a field x round key "arts|3" becomes "arts/3"."""
+    return partition.replace("|", "/")
+
+
 def record_path(root: str, asset: str, partition: str | None) -> UPath:
-    return UPath(root).joinpath(RECORDS, asset, f"{partition if partition is not None else asset}.json")
+    return UPath(root).joinpath(RECORDS, asset, f"{partition_stem(partition) if partition is not None else asset}.json")
 
 
 def read_record(root: str, asset: str, partition: str | None) -> Record | None:
@@ -61,18 +66,25 @@ def read_record(root: str, asset: str, partition: str | None) -> Record | None:
         return None
 
 
+def asset_records(root: str, asset: str) -> list[Record]:
+    """The records of every published partition of `asset` (nested folders hold field x round partitions)."""
+    folder = UPath(root) / RECORDS / asset
+    if not folder.exists():
+        return []
+    found = []
+    for file in sorted(folder.rglob("*.json"), key=lambda p: str(p)):
+        stem = file.relative_to(folder).as_posix().removesuffix(".json")
+        record = read_record(root, asset, None if stem == asset else stem.replace("/", "|"))
+        if record is not None:
+            found.append(record)
+    return found
+
+
 def all_records(root: str) -> list[Record]:
     folder = UPath(root) / RECORDS
     if not folder.exists():
         return []
-    found = []
-    for asset_dir in sorted(folder.iterdir(), key=lambda p: p.name):
-        for file in sorted(asset_dir.glob("*.json"), key=lambda p: p.name):
-            stem = file.name.removesuffix(".json")
-            record = read_record(root, asset_dir.name, None if stem == asset_dir.name else stem)
-            if record is not None:
-                found.append(record)
-    return found
+    return [r for asset_dir in sorted(folder.iterdir(), key=lambda p: p.name) for r in asset_records(root, asset_dir.name)]
 
 
 def repair_command(root: str, asset: str, partition: str | None, settings: dict[str, Any] | None = None) -> str:
@@ -82,6 +94,8 @@ def repair_command(root: str, asset: str, partition: str | None, settings: dict[
     if settings:
         resources["settings"] = {"config": settings}
     words = ["dagster", "asset", "materialize", "-m", "research_tuner.definitions", "--select", asset]
+    if partition is not None and "|" in partition:  # a generation round: research_tuner/repair.py adds it first
+        words = ["python", "-m", "research_tuner.repair", "--select", asset]
     if partition is not None:
         words += ["--partition", partition]
     words += ["--config-json", json.dumps({"resources": resources}, separators=(",", ":"))]

@@ -39,11 +39,11 @@ REQUIRED_COLUMNS = {
 
 
 def test_subdomains_called_directly():
-    context = dg.build_asset_context(partition_key="formal_sciences")
+    context = dg.build_asset_context(partition_key="formal_sciences|0")
     frame = subdomains(context, settings=PipelineSettings(profile="paper"))
     assert frame["subdomain"].tolist()[:5] == ["mathematics", "statistics", "computer science", "logic",
                                                "data science"]
-    limited = subdomains(dg.build_asset_context(partition_key="arts"),
+    limited = subdomains(dg.build_asset_context(partition_key="arts|0"),
                          settings=PipelineSettings(profile="demo", overrides={"generation": {"subdomains_per_field": 1}}))
     assert len(limited) == 1
 
@@ -95,7 +95,8 @@ def test_whole_graph_writes_every_asset(loopback_run):
     assert server.paths["GET /v1/models"] == judge.paths["GET /v1/models"] == 1  # the preflight, once each
     for asset, columns in REQUIRED_COLUMNS.items():
         for field in ("arts", "humanities"):
-            frame = read_parquet(UPath(lake) / asset / f"{field}.parquet")
+            per_round = asset in ("subdomains", "raw_questions")  # partitioned by field x round: round 0 here
+            frame = read_parquet(UPath(lake) / asset / (f"{field}/0.parquet" if per_round else f"{field}.parquet"))
             assert columns <= set(frame.columns), asset
             assert len(frame) > 0 and (frame["field"] == field).all(), asset
     split = pd.concat(read_parquet(UPath(lake) / "dataset_split" / f"{f}.parquet") for f in ("arts", "humanities"))
@@ -159,11 +160,11 @@ def test_the_api_key_is_written_nowhere(loopback_run):
     code, _, server, tmp_path, out, judge = loopback_run
     assert code == 0 and server.answered > 0
     home = tmp_path / "dagster_home"
-    assert sqlite_row_count(home, "runs") == 7  # data + evaluation for 2 fields, training, report, release
+    assert sqlite_row_count(home, "runs") == 9  # round + data + evaluation for 2 fields, training, report, release
     assert sqlite_row_count(home, "event_logs") > 50
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 7 and all(SECRET not in json.dumps(run.run_config) for run in runs)
+        assert len(runs) == 9 and all(SECRET not in json.dumps(run.run_config) for run in runs)
         for run in runs:
             for record in instance.all_logs(run.run_id):
                 assert SECRET not in (record.user_message or "")

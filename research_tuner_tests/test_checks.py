@@ -7,7 +7,7 @@ from upath import UPath
 from research_tuner.lake import read_parquet
 from research_tuner.lake_records import read_record
 from research_tuner_tests.support import openai_server
-from research_tuner_tests.support.data_runs import DATA_ASSETS, errors_of, run_data_job
+from research_tuner_tests.support.data_runs import DATA_ASSETS, errors_of, run_data_job, run_data_jobs
 from research_tuner_tests.support.openai_server import FakeOpenAIServer
 
 
@@ -55,15 +55,18 @@ def test_a_failed_blocking_check_keeps_the_last_good_partition_byte_identical(tm
 def test_a_passing_run_publishes_with_its_version_in_the_metadata(tmp_path):
     lake = tmp_path / "lake"
     with FakeOpenAIServer() as server, dg.DagsterInstance.ephemeral() as instance:
-        result = run_data_job(lake, "humanities", server.base_url, tmp_path / "work", instance)
-    assert result.success
+        results = run_data_jobs(lake, "humanities", server.base_url, tmp_path / "work", instance)
+    assert all(r.success for r in results.values())
+    result = results["data_job"]
     for asset in DATA_ASSETS:
-        partition = None if asset == "question_clusters" else "humanities"
+        partition = {"question_clusters": None, "subdomains": "humanities|0", "raw_questions": "humanities|0"}.get(
+            asset, "humanities")
         record = read_record(str(lake), asset, partition)
-        [mat] = result.asset_materializations_for_node(asset)
+        run = results["round_job" if asset in ("subdomains", "raw_questions") else "data_job"]
+        [mat] = run.asset_materializations_for_node(asset)
         assert mat.metadata["lake/version"].value == record.version[:24], asset
         assert record.rows == mat.metadata["lake/rows"].value > 0
-        assert record.settings["profile"] == "paper" and record.run_id == result.run_id
+        assert record.settings["profile"] == "paper" and record.run_id == run.run_id
     checks = [e.asset_check_evaluation_data for e in result.all_events
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(c.passed for c in checks if c.asset_check_key.name != "no_failed_approaches")

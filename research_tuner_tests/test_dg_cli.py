@@ -49,8 +49,13 @@ def test_dg_checks_and_lists_the_definitions(dg):
     assert {s["name"] for s in listed["schedules"]} == {"regeneration_schedule"}
 
 
-def test_dg_launch_materializes_a_partition_into_the_lake(dg):
+def test_dg_launch_materializes_a_partition_into_the_lake(dg, monkeypatch):
+    import dagster
+
     run, tmp = dg
-    run("launch", "--assets", "subdomains", "--partition", "arts")
-    frame = pd.read_parquet(tmp / "lake" / "subdomains" / "arts.parquet")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp / "dagster_home"))
+    with dagster.DagsterInstance.get() as instance:  # the round, as the UI's "Add partition" or the CLI adds it
+        instance.add_dynamic_partitions("generation_round", ["0"])
+    run("launch", "--assets", "subdomains", "--partition", "arts|0")
+    frame = pd.read_parquet(tmp / "lake" / "subdomains" / "arts" / "0.parquet")
     assert len(frame) >= 1 and set(frame["field"]) == {"arts"}

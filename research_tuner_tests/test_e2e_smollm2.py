@@ -34,9 +34,10 @@ def test_demo_profile_end_to_end(tmp_path, monkeypatch):
     assert code == 0, out.getvalue()
     for asset in PARTITIONED:
         for field in FIELDS:
-            frame = read_parquet(UPath(lake) / asset / f"{field}.parquet")
+            per_round = asset in ("subdomains", "raw_questions")  # round 0, the CLI's default
+            frame = read_parquet(UPath(lake) / asset / (f"{field}/0.parquet" if per_round else f"{field}.parquet"))
             assert len(frame) > 0, (asset, field)
-    questions = read_parquet(UPath(lake) / "raw_questions" / "humanities.parquet")
+    questions = read_parquet(UPath(lake) / "raw_questions" / "humanities" / "0.parquet")
     assert questions["question"].str.endswith("?").all()
     approaches = read_parquet(UPath(lake) / "approaches" / "life_sciences.parquet")
     assert all(not missing_sections(a) for a in approaches["approach"])

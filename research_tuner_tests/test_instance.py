@@ -10,16 +10,19 @@ from upath import UPath
 
 from research_tuner.definitions import defs
 from research_tuner.lake import read_parquet
+from research_tuner.partitions import field_round_key
+from research_tuner.rounds import register_rounds
 from research_tuner_tests.support.pg_server import PostgresServer
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
 def run_subdomains(instance: dg.DagsterInstance, lake: Path, field: str) -> dg.ExecuteInProcessResult:
-    """A small real slice of the graph: the data job restricted to `subdomains` for one field."""
-    return defs.resolve_job_def("data_job").execute_in_process(
+    """A small real slice of the graph: the round job restricted to `subdomains` for one field, round 0."""
+    register_rounds(instance, ["0"])
+    return defs.resolve_job_def("round_job").execute_in_process(
         instance=instance,
-        partition_key=field,
+        partition_key=str(field_round_key(field, "0")),
         asset_selection=[dg.AssetKey("subdomains")],
         run_config={"resources": {"io_manager": {"config": {"root": str(lake)}}}},
     )
@@ -70,10 +73,10 @@ def test_postgres_instance_stores_runs_and_materializations(tmp_path, monkeypatc
             materializations = cur.fetchall()
             cur.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (runs[0].run_id,))
             (events_of_first_run,) = cur.fetchone()
-        assert [(r[0], r[1], r[2]) for r in stored_runs] == [(r.run_id, "SUCCESS", "data_job") for r in runs]
-        assert materializations == [(runs[0].run_id, "arts"), (runs[1].run_id, "humanities")]
+        assert [(r[0], r[1], r[2]) for r in stored_runs] == [(r.run_id, "SUCCESS", "round_job") for r in runs]
+        assert materializations == [(runs[0].run_id, "arts|0"), (runs[1].run_id, "humanities|0")]
         assert events_of_first_run > 5  # run start, step start/success, output, materialization, run success
-    assert read_parquet(UPath(lake) / "subdomains" / "arts.parquet")["field"].eq("arts").all()
+    assert read_parquet(UPath(lake) / "subdomains" / "arts" / "0.parquet")["field"].eq("arts").all()
 
 
 def test_postgres_yaml_takes_every_connection_setting_from_the_environment():

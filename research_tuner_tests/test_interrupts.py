@@ -97,9 +97,9 @@ def test_research_tuner_run_stops_promptly_on_sigterm(tmp_path, tiny_model_dir):
     name = signal.Signals(signum).name
     assert took < 10, f"took {took:.1f} s to stop"
     assert proc.returncode == 128 + signum, err[-2000:]
-    assert f"Stopped by {name} during data_job [arts]" in err and "run the same command again to resume" in err
+    assert f"Stopped by {name} during round_job [arts|0]" in err and "run the same command again to resume" in err
     # What was finished before the signal is still there and readable; nothing half-written appeared.
-    assert len(read_parquet(UPath(lake) / "subdomains" / "arts.parquet")) == 1
+    assert len(read_parquet(UPath(lake) / "subdomains" / "arts" / "0.parquet")) == 1
     assert not (lake / "raw_questions").exists() or not any((lake / "raw_questions").iterdir())
     # The Dagster run ended as a failure, not left 'started' for ever.
     instance = dg.DagsterInstance.from_config(str(home))

@@ -34,20 +34,30 @@ def two_fields(tmp_path):
 
 def test_a_truncated_field_file_names_itself_and_other_fields_still_run(two_fields):
     lake, work, server, instance = two_fields
-    damaged = UPath(lake) / "raw_questions" / "arts.parquet"
+    damaged = UPath(lake) / "raw_questions" / "arts" / "0.parquet"
     arts_kept = set(read_parquet(UPath(lake) / "deduped_questions" / "arts.parquet")["question_id"])
+    good = damaged.read_bytes()
     truncate(damaged)
 
     result = run_data_job(lake, "humanities", server.base_url, work, instance)
     assert result.success  # humanities does not need arts's file: the last clusters hold arts's questions
     errors = errors_of(result, instance)
-    assert f"raw_questions partition arts: cannot read {damaged}" in errors and "magic bytes" in errors
-    assert "dagster asset materialize -m research_tuner.definitions --select raw_questions --partition arts" in errors
-    assert "raw_questions of arts could not be read" in errors  # an error, not a warning
+    assert f"raw_questions partition arts|0: cannot read {damaged}" in errors and "magic bytes" in errors
+    assert "python -m research_tuner.repair --select raw_questions --partition 'arts|0'" in errors
+    assert "raw_questions of arts round 0 could not be read" in errors  # an error, not a warning
     [mat] = result.asset_materializations_for_node("question_clusters")
-    assert mat.metadata["fields_restored_from_last_clusters"].value == "arts"
+    assert mat.metadata["rounds_restored_from_last_clusters"].value == "arts round 0"
     clusters = read_parquet(UPath(lake) / "question_clusters" / "question_clusters.parquet")
     assert set(clusters.loc[clusters["keep"] & (clusters["field"] == "arts"), "question_id"]) == arts_kept
+
+    # the printed repair of a round's file adds the round to a fresh instance and rebuilds it from the cache
+    command = errors.split("Rematerialize it (")[1].split("): ", 1)[1].splitlines()[0]
+    env = {**os.environ, "RESEARCH_TUNER_EXECUTOR": "in_process"}
+    env.pop("DAGSTER_HOME", None)
+    words = shlex.split(command)
+    done = subprocess.run([sys.executable, *words[1:]], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert damaged.read_bytes() == good
 
 
 def test_the_printed_repair_command_rebuilds_the_file_from_the_cache(two_fields):
@@ -85,11 +95,11 @@ def test_a_damaged_clusters_or_split_file_does_not_block_its_own_rerun(two_field
 
 def test_a_lost_field_that_nothing_else_holds_fails_question_clusters_by_name(two_fields):
     lake, work, server, instance = two_fields
-    (UPath(lake) / "raw_questions" / "arts.parquet").unlink()
+    (UPath(lake) / "raw_questions" / "arts" / "0.parquet").unlink()
     (UPath(lake) / "question_clusters" / "question_clusters.parquet").unlink()
     result = run_data_job(lake, "humanities", server.base_url, work, instance)
     assert not result.success  # clustering without arts would drop arts's questions from every later step
     errors = errors_of(result, instance)
-    assert "raw_questions partition arts: cannot read" in errors and "the file is gone although run" in errors
-    assert "raw_questions of arts were published but cannot be read" in errors
+    assert "raw_questions partition arts|0: cannot read" in errors and "the file is gone although run" in errors
+    assert "raw_questions of arts round 0 were published but cannot be read" in errors
     assert not (UPath(lake) / "question_clusters" / "question_clusters.parquet").exists()  # nothing half-made

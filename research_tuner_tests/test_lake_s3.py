@@ -133,12 +133,14 @@ def test_a_real_slice_of_the_graph_writes_to_s3(s3_lake, tmp_path, monkeypatch):
 
     root, fs = s3_lake
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    result = defs.resolve_job_def("data_job").execute_in_process(
-        partition_key="life_sciences", asset_selection=[dg.AssetKey("subdomains")],
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("generation_round", ["0"])
+    result = defs.resolve_job_def("round_job").execute_in_process(
+        partition_key="life_sciences|0", asset_selection=[dg.AssetKey("subdomains")], instance=instance,
         run_config={"resources": {"io_manager": {"config": {"root": root}}}},
     )
     assert result.success
-    frame = read_parquet(UPath(root) / "subdomains" / "life_sciences.parquet")
+    frame = read_parquet(UPath(root) / "subdomains" / "life_sciences" / "0.parquet")
     assert len(frame) > 0 and (frame["field"] == "life_sciences").all()
     path = result.asset_materializations_for_node("subdomains")[0].metadata["path"].value
-    assert path.startswith("s3://") and os.path.basename(path) == "life_sciences.parquet"
+    assert path.startswith("s3://") and path.endswith("/subdomains/life_sciences/0.parquet")

@@ -69,7 +69,7 @@ def test_overrides_and_config_file_merge_in_order(tmp_path):
         ("training.processes=false", "training.processes: Input should be a valid integer or 'auto'"),
         ("training.processes=0", "training.processes: Input should be greater than or equal to 1"),
         ("evaluation.batch_size=0", "evaluation.batch_size: Input should be greater than or equal to 1"),
-        ("teacher.generation_round=-1", "teacher.generation_round"),
+        ("teacher.generation_round=1", "teacher.generation_round"),  # a round is a partition now, not a setting
         ("training.seed=-3", "training.seed: Input should be greater than or equal to 0"),
         ("evaluation.seed=4294967296", "evaluation.seed: Input should be less than or equal to 4294967295"),
         ("training.base_model='  '", "training.base_model: must not be empty"),

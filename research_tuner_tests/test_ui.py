@@ -9,8 +9,12 @@ import json
 import time
 from pathlib import Path
 
+import dagster as dg
+import pandas as pd
 import pytest
+from upath import UPath
 
+from research_tuner.lake import read_parquet
 from research_tuner_tests.support.dagster_ui import REPO, DagsterDev
 from research_tuner_tests.support.openai_server import FakeOpenAIServer, Fault
 from research_tuner_tests.support.pg_server import free_port
@@ -52,7 +56,10 @@ def ui(tmp_path_factory, tiny_model_dir):
         }
         env.pop("RESEARCH_TUNER_UI_HOST", None)
         with DagsterDev(free_port(), env, tmp / "dagster_dev.log") as dev:
-            runs = [dev.run_job("data_job", "arts"), dev.run_job("training_job"),
+            dev.add_round("0")
+            round_run = dev.run_job("round_job", "arts|0")
+            # the curate_new_rounds sensor (on by default) runs the field's data_job after its round
+            runs = [round_run, dev.run_launched_after(round_run), dev.run_job("training_job"),
                     dev.run_job("evaluation_job", "arts"), dev.run_job("report_job")]
             yield dev, tmp, runs, server
 
@@ -236,12 +243,12 @@ def partitioned_assets() -> set[str]:
 def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
     dev, tmp, runs, server = ui
     lake = tmp / "lake"
-    arts_files = {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")}
-    assert {p.parent.name for p in arts_files} == partitioned_assets()  # the earlier test ran arts in full
+    arts_files = {p: p.stat().st_mtime_ns for p in [*lake.glob("*/arts.parquet"), *lake.glob("*/arts/0.parquet")]}
+    assert {p.relative_to(lake).parts[0] for p in arts_files} == partitioned_assets()  # arts ran in full
     assert dev.start_sensor("record_run_failures") == "RUNNING"
     # the teacher server answers 503 to everything while humanities runs: all 3 attempts of the step fail
     server.inject(*[Fault(status=503) for _ in range(500)])
-    failed = dev.launch("data_job", "humanities")
+    failed = dev.launch("round_job", "humanities|0")
     assert dev.wait(failed) == "FAILURE"
     steps = dev.step_stats(failed)
     assert steps["subdomains"]["status"] == "SUCCESS"
@@ -256,11 +263,14 @@ def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
     runs.append(rerun)
     steps = dev.step_stats(rerun)
     assert "subdomains" not in steps  # done before the failure: not run again
-    assert {k for k, v in steps.items() if v["status"] == "SUCCESS"} >= {
-        "raw_questions", "deduped_questions", "approaches", "dataset_split"}
+    assert steps["raw_questions"]["status"] == "SUCCESS"
+    curated = dev.run_launched_after(rerun)  # the sensor takes the new round on through the split
+    runs.append(curated)
+    assert {k for k, v in dev.step_stats(curated).items() if v["status"] == "SUCCESS"} >= {
+        "question_clusters", "deduped_questions", "approaches", "dataset_split"}
     assert server.requests > before
     assert (lake / "dataset_split" / "humanities.parquet").is_file()
-    assert {p: p.stat().st_mtime_ns for p in lake.glob("*/arts.parquet")} == arts_files  # arts untouched
+    assert {p: p.stat().st_mtime_ns for p in arts_files} == arts_files  # arts untouched
 
     record_file = tmp / "dagster_home" / "run_failures.jsonl"
     deadline = time.monotonic() + 90  # the sensor ticks every 30 s
@@ -268,12 +278,74 @@ def test_a_failed_field_is_recorded_and_reruns_from_failure_alone(ui, browser):
         time.sleep(1)
     records = [json.loads(line) for line in record_file.read_text().splitlines()]
     record = next(r for r in records if r["run_id"] == failed)
-    assert record["partition"] == "humanities" and record["failed_steps"] == ["raw_questions"]
+    assert record["partition"] == "humanities|0" and record["failed_steps"] == ["raw_questions"]
 
     open_page(browser, f"{dev.url}/runs")
     body = browser.find_element("tag name", "body")
     wait_for(browser, lambda: failed[:8] in body.text and rerun[:8] in body.text, "both runs in the run list")
     shot(browser, "5_runs_failed_and_rerun")
+
+
+def test_raw_questions_shows_a_field_by_round_grid(ui, browser):
+    """Rounds are partitions: raw_questions has a field x generation_round grid in the UI (round 0 of arts and
+    humanities materialized by the tests above), and a round added later is a new column, not a rewrite."""
+    dev, *_ = ui
+    dev.add_round("1")
+    open_page(browser, f"{dev.url}/assets/raw_questions?view=partitions")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    # 8 fields x rounds 0 and 1, with arts and humanities of round 0 materialized
+    wait_for(browser, lambda: "16 Partitions" in body() and "Materialized (2)" in body(), "the field x round grid")
+    assert all(field in body() for field in FIELDS)
+    shot(browser, "7_raw_questions_rounds")
+
+
+def sequential_clusters(tmp, server) -> pd.DataFrame:
+    """question_clusters of the UI tests' history (round 0 of arts and humanities, then round 1 of every field)
+    run one job at a time in this process, round runs first, on a lake of its own: the reference."""
+    from research_tuner.definitions import defs
+    from research_tuner.rounds import register_rounds
+
+    lake = tmp / "sequential_lake"
+    config = {"resources": {"settings": {"config": {"profile": "paper", "config_file": str(tmp / "profile.yaml"),
+                                                    "work_dir": str(tmp / "sequential_work")}},
+                            "io_manager": {"config": {"root": str(lake)}}}}
+    with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
+        mp.setenv("OPENAI_API_KEY", SECRET)
+        register_rounds(instance, ["0", "1"])
+        for round_, fields in (("0", ["arts", "humanities"]), ("1", FIELDS)):
+            server.questions_follow_seed = round_ == "1"
+            for field in fields:
+                assert defs.resolve_job_def("round_job").execute_in_process(
+                    run_config=config, instance=instance, partition_key=f"{field}|{round_}").success
+            for field in fields:
+                assert defs.resolve_job_def("data_job").execute_in_process(
+                    run_config=config, instance=instance, partition_key=field).success
+    return read_parquet(UPath(lake) / "question_clusters" / "question_clusters.parquet")
+
+
+def test_a_parallel_backfill_of_all_fields_curates_as_a_sequential_run_does(ui):
+    """Round 1 for all 8 fields as one backfill: its runs, and the data runs the sensor starts after each, run side
+    by side (8 runs at once, the question_clusters pool lets one clustering in at a time). The final question
+    clusters equal those of the same history run one job at a time."""
+    dev, tmp, runs, server = ui
+    server.questions_follow_seed = True  # round 1 brings new questions
+    dev.add_round("1")
+    backfill = dev.launch_backfill("round_job", [f"{field}|1" for field in FIELDS])
+    deadline = time.monotonic() + 600
+    while len(round_runs := dev.runs_tagged("dagster/backfill", backfill)) < len(FIELDS):
+        assert time.monotonic() < deadline, f"the backfill launched {len(round_runs)} runs:\n{dev.log_tail()}"
+        time.sleep(1)
+    for run in round_runs:
+        assert dev.wait(run["runId"], timeout=600) == "SUCCESS", dev.log_tail()
+    curated = [dev.run_launched_after(run["runId"], timeout=600) for run in round_runs]
+    runs.extend([r["runId"] for r in round_runs] + curated)
+    parallel = read_parquet(UPath(tmp / "lake") / "question_clusters" / "question_clusters.parquet")
+
+    reference = sequential_clusters(tmp, server)
+    columns = ["question_id", "field", "generation_round", "keep", "cluster", "duplicate_of", "kind"]
+    ordered = lambda frame: frame[columns].sort_values(["question_id", "generation_round"]).reset_index(drop=True)  # noqa: E731
+    assert set(parallel["generation_round"]) == {0, 1} and len(parallel) > 8 * 4
+    pd.testing.assert_frame_equal(ordered(parallel), ordered(reference))
 
 
 def test_the_api_key_is_nowhere_the_ui_runs_wrote(ui):

@@ -70,7 +70,6 @@ def test_a_new_or_changed_metric_makes_only_scoring_stale(monkeypatch):
         ({"training": {"lora_r": 8}}, {"lora_adapter"}),
         ({"training": {"precision": "bf16-mixed"}}, {"lora_adapter", "eval_generations"}),
         ({"teacher": {"model": "gpt-4.1"}}, {"raw_questions", "approaches", "eval_judgements", "eval_preferences"}),
-        ({"teacher": {"generation_round": 7}}, {"raw_questions", "approaches"}),
         ({"teacher": {"max_tokens_approach": 900}}, {"approaches"}),
         ({"teacher": {"questions_per_request": 10}}, {"raw_questions"}),
         ({"generation": {"subdomains_per_field": 2}}, {"subdomains"}),

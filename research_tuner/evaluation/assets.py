@@ -10,8 +10,9 @@ import dagster as dg
 import pandas as pd
 
 from research_tuner.checks import publish_if_checks_pass
-from research_tuner.executors import TEACHER_RETRY, TORCH_STEP_TAGS, no_retry_on_config_error
+from research_tuner.executors import TEACHER_POOL, TEACHER_RETRY, TORCH_POOL, TORCH_STEP_TAGS, no_retry_on_config_error
 from research_tuner.interrupts import stop_on_interrupt
+from research_tuner.lake import ParquetLakeIOManager, stored_frame
 from research_tuner.lib.evaluation import metrics
 from research_tuner.lib.evaluation.answers import answer_both
 from research_tuner.lib.evaluation.conclusion import verdict_paragraph
@@ -24,7 +25,7 @@ from research_tuner.lib.evaluation.report import (
     reported_metrics,
     win_rate_bars,
 )
-from research_tuner.lib.evaluation.sample import evaluation_sample
+from research_tuner.lib.evaluation.sample import evaluation_sample, sample_id
 from research_tuner.lib.evaluation.scoring import judged, score_answers
 from research_tuner.lib.evaluation.summary import summarise
 from research_tuner.lib.evaluation.text_overlap import metric_data_info
@@ -41,32 +42,53 @@ GROUP = "evaluation"
     group_name=GROUP,
     kinds={"pytorch", "parquet"},
     op_tags=TORCH_STEP_TAGS,
+    pool=TORCH_POOL,
     partitions_def=field_partitions,
+    # a backfill of many fields is one run: the model loads once and every field's prompts share its batches
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="Base and fine-tuned answers to validation questions (N per subdomain), greedy, same token "
-    "limit, with the teacher's approach as the reference. Scored by eval_scores.",
+    "limit, with the teacher's approach as the reference. Scored by eval_scores. The sample stays the same "
+    "across rounds (sample_id) until evaluation.seed changes.",
     check_specs=[dg.AssetCheckSpec("sample_only_from_validation", asset="eval_generations", blocking=True)],
 )
 def eval_generations(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, dataset_split: pd.DataFrame, lora_adapter: Path
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    io_manager: dg.ResourceParam[ParquetLakeIOManager],
+    dataset_split: pd.DataFrame,
+    lora_adapter: Path,
 ):
     from research_tuner.lib.shared.inference import load_for_inference  # torch-heavy: imported when it runs
 
     profile = settings.resolve()
     cfg = profile.evaluation
-    sample = evaluation_sample(dataset_split, cfg.questions_per_subdomain, cfg.seed)
-    if sample.empty:
-        raise ValueError(f"no validation questions for {context.partition_key}: nothing to evaluate")
+    fields = sorted(context.partition_keys)
+    samples, drawn = [], set()
+    for field in fields:
+        earlier = stored_frame(io_manager, "eval_generations", field, log=context.log)
+        if earlier is not None and "sample_seed" in earlier and (earlier["sample_seed"] == cfg.seed).all():
+            drawn |= set(earlier["question_id"])  # the same sample as last time, so adapters compare on it
+        rows = dataset_split[dataset_split["field"] == field]
+        sample = evaluation_sample(rows, cfg.questions_per_subdomain, cfg.seed, drawn)
+        if sample.empty:
+            raise ValueError(f"no validation questions for {field}: nothing to evaluate")
+        samples.append(sample)
+    sample = pd.concat(samples, ignore_index=True)
     manifest = json.loads((lora_adapter / "manifest.json").read_text())
     model, tokenizer = load_for_inference(manifest["base_model"], lora_adapter / "adapter",
                                           precision=profile.training.precision)
-    generations = answer_both(model, tokenizer, sample, max_new_tokens=cfg.max_new_tokens,
-                              batch_size=cfg.batch_size, progress=ProgressLogger(context, "answers"))
+    generations = answer_both(model, tokenizer, sample, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+                              sample_seed=cfg.seed, progress=ProgressLogger(context, "answers"))
     train_ids = set(dataset_split.loc[dataset_split["split"] == "train", "question_id"])
     leaked = sorted(set(generations["question_id"]) & train_ids)
     hit_limit = generations.groupby("model")["finish_reason"].apply(lambda s: float((s == "length").mean()))
     output = dg.Output(generations, metadata={
         "num_rows": len(generations),
         "questions": len(sample),
+        "fields": ", ".join(fields),
+        "sample_id": sample_id(sample["question_id"]),
+        "sample_id_per_field": dg.MetadataValue.json({f: sample_id(s["question_id"]) for f, s in zip(fields, samples)}),
+        "kept_from_earlier_sample": int(sample["question_id"].isin(drawn).sum()),
         "base_model": manifest["base_model"],
         "hit_token_limit": dg.MetadataValue.json(hit_limit.round(3).to_dict()),
         "completion_tokens": int(generations["completion_tokens"].sum()),
@@ -81,6 +103,7 @@ def eval_generations(
     kinds={"openai", "parquet"},
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
+    pool=TEACHER_POOL,
     description="Optional LLM-as-judge (evaluation.judge.enabled): the judge (the teacher, or its own endpoint "
     "and model from evaluation.judge) grades every answer, blind to which model wrote it, on the 7 sections "
     "and feasibility (integers 0-5) against the reference approach. "
@@ -126,6 +149,7 @@ def eval_judgements(
     kinds={"openai", "parquet"},
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
+    pool=TEACHER_POOL,
     description="Optional pairwise preference (evaluation.judge.pairwise): for each question the judge sees two "
     "answers under neutral labels and says which is better (first / second / tie, with a reason), in both "
     "orders; a verdict that flips with the order is a tie, flagged inconsistent. Pairs: fine-tuned vs base, "

@@ -68,7 +68,7 @@ def model_release(
 
     counts = export_dataset(dataset_split, out / "dataset", Provenance(
         teacher_model=manifest.get("teacher_model") or profile.teacher.model,
-        generation_rounds=[profile.teacher.generation_round],
+        generation_rounds=sorted(int(r) for r in dataset_split.get("generation_round", pd.Series([0])).unique()),
         settings={name: getattr(profile, name).model_dump(mode="json") for name in ("generation", "dedup", "split")},
         license=release.dataset_license,
     ))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from research_tuner.lib.generation.registry import APPROACH_STRATEGIES, QUESTION_STRATEGIES
 from research_tuner.lib.teacher.registry import BACKENDS
@@ -13,6 +13,14 @@ from research_tuner.settings.base import EnvVarName, HttpUrl, Name, Strict, regi
 
 class TeacherSettings(Strict):
     """The LLM that writes questions and approaches."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_round_setting(cls, data):
+        if isinstance(data, dict) and "generation_round" in data:
+            raise ValueError("teacher.generation_round is not a setting any more: a generation round is a partition "
+                             "(research-tuner run --round N, or add one in the UI), so each round keeps its own data")
+        return data
 
     backend: str = Field(
         description="A name in lib/teacher/registry.py: 'local', a Hugging Face model in-process; 'openai', any "
@@ -46,9 +54,6 @@ class TeacherSettings(Strict):
     )
     max_retries: int = Field(default=4, ge=0)
     request_timeout_s: float = Field(default=120.0, gt=0)
-    generation_round: int = Field(
-        default=0, ge=0, description="Bump to ask the teacher for new data on purpose (part of every seed)."
-    )
     price_input_per_mtok: float = Field(default=0.40, ge=0, description="USD per million prompt tokens.")
     price_output_per_mtok: float = Field(default=1.60, ge=0, description="USD per million completion tokens.")
     requests_per_minute: float | None = Field(

@@ -25,6 +25,36 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 
+ADD_PARTITION = """
+mutation AddPartition($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
+RUNS_TAGGED = """
+query Tagged($tags: [ExecutionTag!]) {
+  runsOrError(filter: {tags: $tags}) {
+    __typename
+    ... on Runs { results { runId jobName status tags { key value } } }
+  }
+}
+"""
+
+LAUNCH_BACKFILL = """
+mutation Backfill($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on Error { message }
+  }
+}
+"""
+
 RUN_STATUS = """
 query Status($runId: ID!) {
   runOrError(runId: $runId) { __typename ... on Run { status } }
@@ -172,6 +202,45 @@ class DagsterDev:
         if result["__typename"] != "LaunchRunSuccess":
             raise RuntimeError(f"launching {job} [{partition}] failed: {result}")
         return result["run"]["runId"]
+
+    def add_round(self, round_: str) -> None:
+        """What *Add partition* on a field x round asset does: a new generation round."""
+        location, repository = self.location
+        result = self.graphql(ADD_PARTITION, {"selector": {"repositoryLocationName": location,
+                                                            "repositoryName": repository},
+                                              "name": "generation_round", "key": round_})["addDynamicPartition"]
+        if result["__typename"] not in {"AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"}:
+            raise RuntimeError(f"adding round {round_} failed: {result}")
+
+    def launch_backfill(self, job: str, partitions: list[str]) -> str:
+        """What *Materialize -> backfill* of a job's partitions does; returns the backfill id."""
+        location, repository = self.location
+        selector = {"partitionSetName": f"{job}_partition_set",
+                    "repositorySelector": {"repositoryLocationName": location, "repositoryName": repository}}
+        result = self.graphql(LAUNCH_BACKFILL, {"params": {"selector": selector, "partitionNames": partitions}})
+        result = result["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"the backfill of {job} {partitions} failed to launch: {result}")
+        return result["backfillId"]
+
+    def runs_tagged(self, key: str, value: str) -> list[dict]:
+        """[{runId, jobName, status, tags}] of the runs with this tag, newest first."""
+        data = self.graphql(RUNS_TAGGED, {"tags": [{"key": key, "value": value}]})["runsOrError"]
+        return data["results"]
+
+    def run_launched_after(self, round_run: str, timeout: float = 300) -> str:
+        """The data_job run the curate_new_rounds sensor launched after `round_run`, once it finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.runs_tagged("research_tuner/after_round_run", round_run)
+            if runs:
+                run_id = runs[0]["runId"]
+                status = self.wait(run_id, max(1.0, deadline - time.monotonic()))
+                if status != "SUCCESS":
+                    raise AssertionError(f"data_job after {round_run} ended {status}:\n{self.log_tail()}")
+                return run_id
+            time.sleep(1)
+        raise TimeoutError(f"no data_job launched after round run {round_run} in {timeout} s:\n{self.log_tail()}")
 
     def reexecute_from_failure(self, run_id: str) -> str:
         result = self.graphql(REEXECUTE, {"params": {"parentRunId": run_id, "strategy": "FROM_FAILURE"}})

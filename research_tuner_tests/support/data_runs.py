@@ -1,4 +1,4 @@
-"""The data job (subdomains through dataset_split) for one field on a tiny lake, with the paper profile's OpenAI
+"""A generation round and the data job (subdomains through dataset_split) for one field on a tiny lake, with the paper profile's OpenAI
 code path pointed at a loopback teacher: small enough (1 subdomain, 4 questions, lexical dedup only) for a test
 to run it several times in a few seconds."""
 
@@ -25,15 +25,38 @@ def data_run_config(lake: Path | str, base_url: str, work: Path | str) -> dict:
 
 
 def run_data_job(lake: Path | str, field: str, base_url: str, work: Path | str,
-                 instance: dg.DagsterInstance, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
-    """One data_job run for `field` (only the assets in `selection` when given); never raises for a failed step
-    (read `.success` and the events)."""
-    from research_tuner.definitions import defs
+                 instance: dg.DagsterInstance, selection: list[str] | None = None,
+                 round_: str = "0") -> dg.ExecuteInProcessResult:
+    """round_job for (`field`, `round_`), then data_job for `field` (only the assets in `selection` when given, each
+    in its job); never raises for a failed step (read `.success` and the events of the result returned: the
+    failed run's, else the last one's)."""
+    return list(run_data_jobs(lake, field, base_url, work, instance, selection, round_).values())[-1]
 
-    return defs.resolve_job_def("data_job").execute_in_process(
-        run_config=data_run_config(lake, base_url, work), partition_key=field, instance=instance,
-        raise_on_error=False, asset_selection=[dg.AssetKey(a) for a in selection] if selection else None,
-    )
+
+def run_data_jobs(lake: Path | str, field: str, base_url: str, work: Path | str,
+                  instance: dg.DagsterInstance, selection: list[str] | None = None,
+                  round_: str = "0") -> dict[str, dg.ExecuteInProcessResult]:
+    """What run_data_job runs, each job's result by its name (a failed job is the last one)."""
+    from research_tuner.definitions import defs
+    from research_tuner.partitions import field_round_key
+    from research_tuner.rounds import ROUND_ASSETS, register_rounds
+
+    register_rounds(instance, [round_])
+    chosen = list(selection or DATA_ASSETS)
+    results = {}
+    for job, key, assets in (("round_job", str(field_round_key(field, round_)), ROUND_ASSETS),
+                             ("data_job", field, DATA_ASSETS[len(ROUND_ASSETS):])):
+        mine = [a for a in chosen if a in assets]
+        if not mine:
+            continue
+        result = results[job] = defs.resolve_job_def(job).execute_in_process(
+            run_config=data_run_config(lake, base_url, work), partition_key=key, instance=instance,
+            raise_on_error=False,
+            asset_selection=[dg.AssetKey(a) for a in mine] if len(mine) < len(assets) else None,
+        )
+        if not result.success:
+            break
+    return results
 
 
 def errors_of(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -> str:

@@ -136,8 +136,8 @@ _SETTINGS = ["in low-resource institutions", "during the last decade", "across E
              "in community-led projects"]
 
 
-def answer_for(messages: list[dict], wants_json: bool) -> str:
-    """What a well-behaved teacher says to this conversation."""
+def answer_for(messages: list[dict], wants_json: bool, seed: int | None = None) -> str:
+    """What a well-behaved teacher says to this conversation (its questions also depend on `seed` when given)."""
     user = messages[-1]["content"]
     if is_judge_request(messages):
         return _judge_answer(user, wants_json)
@@ -150,7 +150,7 @@ def answer_for(messages: list[dict], wants_json: bool) -> str:
         n = int(re.search(r"Write (\d+) distinct", user).group(1)) if "distinct" in user else 5
         sub = re.search(r"subdomain '([^']+)'", user)
         topic = sub.group(1) if sub else "the field"
-        seed = _digest(user)
+        seed = _digest(user) if seed is None else _digest(user, str(seed))
         # Distinct questions, as a capable teacher writes them (the dedup step would merge templated ones).
         questions = [
             f"{_OPENERS[(seed + i) % len(_OPENERS)]} {_CAUSES[(seed // 7 + 3 * i) % len(_CAUSES)]} "
@@ -227,6 +227,7 @@ class FakeOpenAIServer:
         self.fault_rate = 0.0
         self.fault_kinds: tuple[str, ...] = RANDOM_FAULT_KINDS
         self.hang_s = 2.0
+        self.questions_follow_seed = False  # True: a request's seed changes its questions, as a sampling model's do
         self._rng = random.Random(0)
         self._window_start: float | None = None  # the first window starts with the first request
         self._window_requests = 0
@@ -423,7 +424,8 @@ class FakeOpenAIServer:
         if is_pairwise_request(body["messages"]):
             text = pairwise_answer(body["messages"], self.pairwise_judge, wants_json)
         else:
-            text = answer_for(body["messages"], wants_json)
+            text = (answer_for(body["messages"], wants_json, body.get("seed")) if self.questions_follow_seed
+                    else answer_for(body["messages"], wants_json))
         if self.malformed_judgements and is_judge_request(body["messages"]):
             text = "A thoughtful proposal overall; I would give it a solid grade."
         finish = "stop"

@@ -36,16 +36,35 @@ REMOVED_PAIRS = RowSchema("removed_pairs", {
 DEDUPED_QUESTIONS = RAW_QUESTIONS.extend("deduped_questions", {})
 
 
-def restore_fields(questions: pd.DataFrame, earlier_clusters: pd.DataFrame | None,
-                   fields: set[str]) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """`questions` plus, for each of `fields` (whose raw questions could not be read), its rows from the last
-    clusters table: (questions, fields restored, fields that table does not hold either)."""
-    held = set(earlier_clusters["field"]) if earlier_clusters is not None else set()
-    restored, unrecoverable = sorted(fields & held), sorted(fields - held)
+def restore_rounds(questions: pd.DataFrame, earlier_clusters: pd.DataFrame | None,
+                   lost: set[tuple[str, int]]) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """`questions` plus, for each (field, round) of `lost` (whose raw questions could not be read), its rows from
+    the last clusters table: (questions, rounds restored, rounds that table does not hold either), each named
+    "field round N"."""
+    held = set()
+    if earlier_clusters is not None and len(earlier_clusters):
+        held = set(zip(earlier_clusters["field"], earlier_clusters["generation_round"].astype(int)))
+    restored, unrecoverable = sorted(lost & held), sorted(lost - held)
+    names = [f"{field} round {round_}" for field, round_ in restored]
+    missing = [f"{field} round {round_}" for field, round_ in unrecoverable]
     if not restored:
-        return questions, restored, unrecoverable
-    rows = earlier_clusters.loc[earlier_clusters["field"].isin(restored), RAW_QUESTIONS.columns]
-    return pd.concat([questions, rows], ignore_index=True), restored, unrecoverable
+        return questions, names, missing
+    keys = pd.Series(list(zip(earlier_clusters["field"], earlier_clusters["generation_round"].astype(int))),
+                     index=earlier_clusters.index)
+    rows = earlier_clusters.loc[keys.isin(restored), RAW_QUESTIONS.columns]
+    return pd.concat([questions, rows], ignore_index=True), names, missing
+
+
+def kept_before(earlier_clusters: pd.DataFrame | None, questions: pd.DataFrame) -> frozenset[str]:
+    """The questions the last clusters table kept from rounds older than the newest one in `questions`: they stay
+    kept (with their approach and split side) whatever a later round brings. The newest round's own choices are
+    left to the rule (earliest round, then smallest id), so fields of one round clustered in any order, or in
+    parallel runs, end with the same table as one run over all of them."""
+    if earlier_clusters is None or not len(earlier_clusters) or not len(questions):
+        return frozenset()
+    newest = int(questions["generation_round"].max())
+    older = earlier_clusters["keep"] & (earlier_clusters["generation_round"].astype(int) < newest)
+    return frozenset(earlier_clusters.loc[older, "question_id"])
 
 
 def cluster_questions(

@@ -80,13 +80,19 @@ def normalise_headings(text: str) -> str:
     return assemble_markdown(bodies) if all(bodies.get(s) for s in SECTIONS) else text
 
 
+def _round(question: Mapping) -> int:
+    """The round that wrote the question: its approach's seeds stay the same in every later round, so an
+    approach already paid for is the response cache's answer, never a new request."""
+    return int(question.get("generation_round", 0) or 0)
+
+
 class WholeApproach:
     parts: tuple[Part, ...] = (None,)
 
     def request(self, question: Mapping, part: Part, cfg: TeacherSettings, attempt: int) -> TeacherRequest:
         user = prompts.APPROACH_USER.format(field=question["field"], subdomain=question["subdomain"],
                                             question=question["question"])
-        seed = stable_seed(question["question_id"], "approach", cfg.generation_round, attempt)
+        seed = stable_seed(question["question_id"], "approach", _round(question), attempt)
         return TeacherRequest(_messages(prompts.APPROACH_SYSTEM, user), cfg.max_tokens_approach, cfg.temperature,
                               cfg.top_p, seed)
 
@@ -103,7 +109,7 @@ class ApproachBySection:
 
     def request(self, question: Mapping, part: Part, cfg: TeacherSettings, attempt: int) -> TeacherRequest:
         user = prompts.SECTION_USER.format(question=question["question"], instruction=prompts.SECTION_INSTRUCTIONS[part])
-        seed = stable_seed(question["question_id"], part, cfg.generation_round, attempt)
+        seed = stable_seed(question["question_id"], part, _round(question), attempt)
         # A little lower temperature than for questions: sections should be on topic, not inventive.
         return TeacherRequest(_messages(prompts.SECTION_SYSTEM, user), cfg.max_tokens_approach,
                               min(cfg.temperature, 0.7), cfg.top_p, seed)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from research_tuner.settings import DedupSettings, TeacherSettings
     from research_tuner.settings.gates import ApproachGateSettings
 
-_QUESTION = {"question_id": "object", "field": "object", "subdomain": "object", "question": "object"}
+_QUESTION = {"question_id": "object", "field": "object", "subdomain": "object", "question": "object",
+             "generation_round": "int64"}
 #: The `approaches` table: one row per question with a valid approach.
 APPROACHES = RowSchema("approaches", {**_QUESTION, "approach": "object", "teacher_model": "object"})
 #: Questions whose approach stayed invalid after the retries, with the last reason (the asset's metadata).
@@ -74,6 +75,8 @@ def generate_approaches(
     given, counts every rejection by gate, retried ones included.
     """
     strategy = approach_strategy(cfg.approach_strategy)
+    if "generation_round" not in questions:  # questions typed in by hand: the first round's
+        questions = questions.assign(generation_round=0)
     records = questions.to_dict("records")
     accepted: dict[tuple[int, Part], str] = {}
     last_error: dict[int, str] = {}

@@ -41,7 +41,8 @@ class PlannedRequest:
 
 
 class QuestionStrategy(Protocol):
-    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings) -> list[PlannedRequest]:
+    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings,
+             generation_round: int = 0) -> list[PlannedRequest]:
         """The requests that ask for `n` questions of `subdomain`."""
         ...
 
@@ -86,14 +87,15 @@ def _messages(system: str, user: str) -> tuple[dict[str, str], ...]:
 class ListOfQuestions:
     """A JSON list of up to `questions_per_request` questions per request, each request with another angle."""
 
-    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings) -> list[PlannedRequest]:
+    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings,
+             generation_round: int = 0) -> list[PlannedRequest]:
         planned = []
         for k in range(math.ceil(n / cfg.questions_per_request)):
             count = min(cfg.questions_per_request, n - k * cfg.questions_per_request)
             angle = prompts.QUESTION_ANGLES[k % len(prompts.QUESTION_ANGLES)]
             user = prompts.QUESTION_LIST_USER.format(n=count, subdomain=subdomain, field=field, angle=angle)
             request = TeacherRequest(_messages(prompts.QUESTION_LIST_SYSTEM, user), cfg.max_tokens_question,
-                                     cfg.temperature, cfg.top_p, stable_seed(field, subdomain, k, cfg.generation_round),
+                                     cfg.temperature, cfg.top_p, stable_seed(field, subdomain, k, generation_round),
                                      json_schema=QUESTIONS_SCHEMA)
             planned.append(PlannedRequest(subdomain, request, count=count))
         return planned
@@ -105,7 +107,8 @@ class ListOfQuestions:
 class OneQuestionEach:
     """One completion per question, forced to start with an opening ("How does", ...) and steered to a topic."""
 
-    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings) -> list[PlannedRequest]:
+    def plan(self, field: str, subdomain: str, n: int, cfg: TeacherSettings,
+             generation_round: int = 0) -> list[PlannedRequest]:
         planned = []
         for k in range(n):
             opening = prompts.QUESTION_OPENINGS[k % len(prompts.QUESTION_OPENINGS)]
@@ -113,7 +116,7 @@ class OneQuestionEach:
             user = prompts.QUESTION_ONE_USER.format(topic=topic, subdomain=subdomain)
             # No trailing space after the opening: a prompt ending in a space token derails small models.
             request = TeacherRequest(_messages(prompts.QUESTION_ONE_SYSTEM, user), cfg.max_tokens_question,
-                                     cfg.temperature, cfg.top_p, stable_seed(field, subdomain, k, cfg.generation_round),
+                                     cfg.temperature, cfg.top_p, stable_seed(field, subdomain, k, generation_round),
                                      assistant_prefix=opening)
             planned.append(PlannedRequest(subdomain, request, opening))
         return planned

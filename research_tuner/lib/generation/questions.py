@@ -29,14 +29,17 @@ def generate_questions(
     questions_per_subdomain: int,
     usage: Usage,
     progress=None,
+    generation_round: int = 0,
 ) -> pd.DataFrame:
     """Ask the teacher for questions on every subdomain; one row per parsed question (`RAW_QUESTIONS`).
 
+    `generation_round` is part of every request's seed, so each round asks the teacher for new questions.
     Responses that yield no question (malformed, refused, cut off) are counted in `usage` as failures
     and never become rows.
     """
     strategy = question_strategy(cfg.question_strategy)
-    planned = [p for subdomain in subdomains for p in strategy.plan(field, subdomain, questions_per_subdomain, cfg)]
+    planned = [p for subdomain in subdomains
+               for p in strategy.plan(field, subdomain, questions_per_subdomain, cfg, generation_round)]
     responses = teacher.complete([p.request for p in planned], usage, progress)
     rows = []
     for plan, response in zip(planned, responses, strict=True):
@@ -55,6 +58,6 @@ def generate_questions(
                 "subdomain": plan.subdomain,
                 "question": q,
                 "teacher_model": teacher.model,
-                "generation_round": cfg.generation_round,
+                "generation_round": generation_round,
             })
     return RAW_QUESTIONS.frame(rows)
