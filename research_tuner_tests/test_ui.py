@@ -53,6 +53,10 @@ def ui(tmp_path_factory, tiny_model_dir):
             "OPENAI_API_KEY": SECRET,
             "PYTHONPATH": str(REPO),  # the checkout under test wins over any installed copy
             "RESEARCH_TUNER_RETRY_DELAY_S": "0.2",  # the teacher steps' retry policy, without the 30 s waits
+            # each run in one process: a process per step (test_executors.py checks that executor) would cost the
+            # 16 runs of the parallel backfill below minutes of imports on 2 cores; runs still run side by side,
+            # and the pools hold across runs whatever the executor
+            "RESEARCH_TUNER_EXECUTOR": "in_process",
         }
         env.pop("RESEARCH_TUNER_UI_HOST", None)
         with DagsterDev(free_port(), env, tmp / "dagster_dev.log") as dev:
