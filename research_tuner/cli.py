@@ -105,11 +105,11 @@ def price_check(profile: Profile, fields: list[str], over_budget_ok: bool) -> bo
 
 
 def _run_config(args, lake: str) -> dict[str, Any]:
-    overrides = parse_assignments(args.set or [])
+    settings = {"profile": args.profile, "config_file": args.config or "", "set": list(args.set or [])}
     return {
         "loggers": {"console": {"config": {"log_level": "INFO"}}},  # progress lines, not every engine event
         "resources": {
-            "settings": {"config": {"profile": args.profile, "config_file": args.config or "", "overrides": overrides}},
+            "settings": {"config": settings},  # --set as given: the settings resource parses it as the CLI did
             "io_manager": {"config": {"root": lake}},
         }
     }

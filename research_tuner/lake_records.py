@@ -19,6 +19,8 @@ from typing import Any
 
 from upath import UPath
 
+from research_tuner.settings.profile import format_assignments
+
 RECORDS = "_published"
 #: Said after every repair command: why rematerializing is cheap.
 CHEAP = "the teacher's response cache answers every request it has seen, so this costs no new teacher calls"
@@ -87,12 +89,30 @@ def all_records(root: str) -> list[Record]:
     return [r for asset_dir in sorted(folder.iterdir(), key=lambda p: p.name) for r in asset_records(root, asset_dir.name)]
 
 
+def _prune(config: Any) -> Any:
+    if isinstance(config, dict):
+        pruned = {key: _prune(value) for key, value in config.items()}
+        return {key: value for key, value in pruned.items() if value is not None and value != {}}
+    return config
+
+
+def current_settings_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's `settings` config as this version takes it, for a repair command: without the null keys and empty
+    sections a scaffolded launchpad config is full of (the same settings, short enough to read), and with an
+    earlier version's untyped `overrides` mapping turned into `set` assignments (the same settings again)."""
+    config = _prune(dict(config))
+    legacy = config.pop("overrides", None)
+    if legacy:
+        config["set"] = format_assignments(legacy) + list(config.get("set") or [])
+    return config
+
+
 def repair_command(root: str, asset: str, partition: str | None, settings: dict[str, Any] | None = None) -> str:
     """A command that rematerializes just this partition into this lake, with the settings of the run that
     published it when the record kept them (the same settings hit the response cache)."""
     resources: dict[str, Any] = {"io_manager": {"config": {"root": root}}}
     if settings:
-        resources["settings"] = {"config": settings}
+        resources["settings"] = {"config": current_settings_config(settings)}
     words = ["dagster", "asset", "materialize", "-m", "research_tuner.definitions", "--select", asset]
     if partition is not None and "|" in partition:  # a generation round: research_tuner/repair.py adds it first
         words = ["python", "-m", "research_tuner.repair", "--select", asset]

@@ -1,4 +1,5 @@
-"""Dagster resources: the pipeline settings (profile + overrides) and the teacher built from them.
+"""Dagster resources: the pipeline settings (a profile, a YAML file, typed per-section keys, dotted assignments) and
+the teacher built from them.
 
 Secrets never pass through here: the teacher reads its API key from the environment variable that the
 settings name, at the moment it connects, so keys stay out of run config, metadata and logs.
@@ -16,16 +17,46 @@ from pydantic import Field, PrivateAttr
 from research_tuner.lib.shared.models import cache_dir
 from research_tuner.lib.teacher.cache import CachedTeacher
 from research_tuner.lib.teacher.factory import build_teacher
-from research_tuner.settings import Profile, load_profile
+from research_tuner.launchpad import SECTION_NAMES, overrides_of, section_config, section_description
+from research_tuner.settings import Profile, load_profile, parse_assignments
+from research_tuner.settings.profile import deep_merge
+
+TeacherConfig = section_config("teacher")
+GenerationConfig = section_config("generation")
+SplitConfig = section_config("split")
+DedupConfig = section_config("dedup")
+GatesConfig = section_config("gates")
+TrainingConfig = section_config("training")
+EvaluationConfig = section_config("evaluation")
+TrackingConfig = section_config("tracking")
+ReleaseConfig = section_config("release")
+
+
+def _section(config: type, name: str):
+    return Field(default_factory=config, description=section_description(name))
 
 
 class PipelineSettings(dg.ConfigurableResource):
-    """Which profile runs, and what is overridden: the one place a run's knobs are chosen."""
+    """Which profile runs, and what is overridden: the one place a run's knobs are chosen.
+
+    Applied in this order, each over the one before: the profile, `config_file`, the typed sections (a key left
+    null keeps the value before it), then `set`."""
 
     profile: str = Field(default="demo", description="'demo' (offline, embedded model) or 'paper'.")
     config_file: str = Field(default="", description="Optional YAML file deep-merged over the profile.")
-    overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Nested overrides, e.g. {training: {epochs: 1}}; applied last."
+    teacher: TeacherConfig = _section(TeacherConfig, "teacher")
+    generation: GenerationConfig = _section(GenerationConfig, "generation")
+    split: SplitConfig = _section(SplitConfig, "split")
+    dedup: DedupConfig = _section(DedupConfig, "dedup")
+    gates: GatesConfig = _section(GatesConfig, "gates")
+    training: TrainingConfig = _section(TrainingConfig, "training")
+    evaluation: EvaluationConfig = _section(EvaluationConfig, "evaluation")
+    tracking: TrackingConfig = _section(TrackingConfig, "tracking")
+    release: ReleaseConfig = _section(ReleaseConfig, "release")
+    set: list[str] = Field(
+        default_factory=list,
+        description="Dotted assignments applied last, as the CLI's --set takes them: [training.epochs=1, "
+        "teacher.budget_usd=null]; for a null the typed keys cannot say.",
     )
     work_dir: str = Field(
         default="",
@@ -33,8 +64,13 @@ class PipelineSettings(dg.ConfigurableResource):
         "else <model cache>/work.",
     )
 
+    def overrides(self) -> dict[str, Any]:
+        """What this run sets over the profile and the file: the typed keys, then the assignments."""
+        typed = {name: values for name in SECTION_NAMES if (values := overrides_of(getattr(self, name)))}
+        return deep_merge(typed, parse_assignments(list(self.set)))
+
     def resolve(self) -> Profile:
-        return load_profile(self.profile, self.config_file or None, self.overrides)
+        return load_profile(self.profile, self.config_file or None, self.overrides())
 
     def work_path(self, *parts: str) -> Path:
         root = Path(self.work_dir or os.environ.get("RESEARCH_TUNER_WORK") or cache_dir() / "work")

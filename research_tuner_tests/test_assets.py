@@ -44,7 +44,7 @@ def test_subdomains_called_directly():
     assert frame["subdomain"].tolist()[:5] == ["mathematics", "statistics", "computer science", "logic",
                                                "data science"]
     limited = subdomains(dg.build_asset_context(partition_key="arts|0"),
-                         settings=PipelineSettings(profile="demo", overrides={"generation": {"subdomains_per_field": 1}}))
+                         settings=PipelineSettings(profile="demo", generation={"subdomains_per_field": 1}))
     assert len(limited) == 1
 
 

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
 from research_tuner.executors import TORCH_TAG_KEY, executor_from_env
-from research_tuner.settings import SettingsError, load_profile
+from research_tuner.resources import PipelineSettings
+from research_tuner.settings import SettingsError
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "k8s"
@@ -34,7 +36,10 @@ def test_k8s_run_config_validates_against_the_k8s_executor():
     # the step names the per-step config targets are the real ones
     assert set(config["execution"]["config"]["per_step_k8s_config"]) == {"lora_adapter", "eval_generations"}
     settings = config["resources"]["settings"]["config"]
-    assert load_profile(settings["profile"], overrides=settings["overrides"]).teacher.base_url.endswith("/v1")
+    from research_tuner.definitions import defs
+
+    dg.validate_run_config(defs.resolve_job_def("data_job"), {"resources": config["resources"]})  # typed keys
+    assert PipelineSettings(**settings).resolve().teacher.base_url.endswith("/v1")
 
 
 def test_k8s_instance_validates_and_holds_no_secret():

@@ -327,6 +327,25 @@ def sequential_clusters(tmp, server) -> pd.DataFrame:
     return read_parquet(UPath(lake) / "question_clusters" / "question_clusters.parquet")
 
 
+def test_the_launchpad_shows_the_settings_typed(ui, browser):
+    """A person types a section into the launchpad's run config: the editor's help lists that section's keys with
+    their descriptions and both profiles' defaults, and the config checks as valid."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    dev, *_ = ui
+    open_page(browser, f"{dev.url}/locations/{dev.location[0]}/jobs/training_job/playground")
+    body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
+    line = wait_for(browser, lambda: [e for e in browser.find_elements("css selector", ".CodeMirror-line")
+                                      if "profile: paper" in e.text], "the run config editor")[0]
+    click(browser, line, "the profile line")
+    ActionChains(browser).send_keys(Keys.END, Keys.ENTER, "training:", Keys.ENTER, "  epochs: 1").perform()
+    wait_for(browser, lambda: "Passes over the train split (the paper: 2). (demo 1.0, paper 2.0" in body(),
+             "the training section's keys in the editor's help")
+    assert "LoRA rank (the paper: 16). (default 16" in body() and "No errors" in body()
+    shot(browser, "8_launchpad_typed_settings")
+
+
 def test_a_parallel_backfill_of_all_fields_curates_as_a_sequential_run_does(ui):
     """Round 1 for all 8 fields as one backfill: its runs, and the data runs the sensor starts after each, run side
     by side (8 runs at once, the question_clusters pool lets one clustering in at a time). The final question

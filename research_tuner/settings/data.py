@@ -12,13 +12,21 @@ from research_tuner.settings.base import Name, Seed, Strict
 
 
 class GenerationSettings(Strict):
+    """How many questions the teacher writes per field."""
+
     subdomains_per_field: int | None = Field(default=None, ge=1, description="None: every subdomain.")
-    questions_per_subdomain: int = Field(default=200, ge=1)
+    questions_per_subdomain: int = Field(
+        default=200, ge=1,
+        description="Questions asked of the teacher per subdomain and round, before gates and dedup.",
+    )
 
 
 class SplitSettings(Strict):
-    validation_fraction: float = Field(default=0.25, gt=0.0, lt=1.0)
-    seed: Seed = 0
+    """The train/validation split; a question keeps its side in every later round."""
+
+    validation_fraction: float = Field(
+        default=0.25, gt=0.0, lt=1.0, description="Share of each subdomain's questions held out for validation.")
+    seed: Seed = Field(default=0, description="Seed of the split's draw.")
 
 
 class DedupSettings(Strict):
@@ -51,7 +59,8 @@ class DedupSettings(Strict):
     semantic_max_threshold: float = Field(
         default=0.9, gt=0.0, le=1.0, description="Cap on the overlap-raised cosine threshold."
     )
-    embedding_batch_size: int = Field(default=128, ge=1)
+    embedding_batch_size: int = Field(
+        default=128, ge=1, description="Questions per forward pass of the embedding model.")
     embedding_precision: Literal["fp32", "bf16"] = Field(
         default="bf16", description="bf16 autocast: ~1.6x faster on a CPU with bf16, cosine to fp32 > 0.9999."
     )

@@ -79,8 +79,11 @@ class JudgeSettings(Strict):
 
 
 class EvaluationSettings(Strict):
-    questions_per_subdomain: int = Field(default=2, ge=1)
-    max_new_tokens: int = Field(default=768, ge=8)
-    batch_size: int = Field(default=8, ge=1)
-    seed: Seed = 0
+    """Base and fine-tuned answers to a fixed sample of validation questions, and how they are scored."""
+
+    questions_per_subdomain: int = Field(
+        default=2, ge=1, description="Validation questions answered per subdomain (the paper: 2).")
+    max_new_tokens: int = Field(default=768, ge=8, description="Tokens each model may write per answer.")
+    batch_size: int = Field(default=8, ge=1, description="Prompts generated together.")
+    seed: Seed = Field(default=0, description="Seed of the sample's first draw (a drawn sample stays).")
     judge: JudgeSettings = JudgeSettings()

@@ -18,8 +18,8 @@ class QuestionGateSettings(Strict):
 
     enabled: bool = Field(default=True, description="False: every question goes straight to the duplicate search.")
     min_words: int = Field(default=6, ge=1, description="Fewer words than this: too short to design a study around.")
-    max_words: int = Field(default=60, ge=2)
-    max_chars: int = Field(default=400, ge=10)
+    max_words: int = Field(default=60, ge=2, description="More words than this: not one question.")
+    max_chars: int = Field(default=400, ge=10, description="More characters than this: not one question.")
     repeat_ngram: int = Field(
         default=3, ge=2, le=6,
         description="A phrase of this many words (with a content word) that occurs twice is degenerate repetition "
@@ -66,9 +66,11 @@ class ApproachGateSettings(Strict):
         default=False, description="Ask the teacher to grade each approach that passed the other gates, 1-10 "
         "(one more request per approach, cached like every request).")
     grade_threshold: int = Field(default=6, ge=1, le=10, description="A grade below this rejects the approach.")
-    grade_max_tokens: int = Field(default=20, ge=5)
+    grade_max_tokens: int = Field(default=20, ge=5, description="Tokens the teacher may use for a grade.")
 
 
 class GateSettings(Strict):
+    """Content checks on the teacher's questions and approaches (docs/gates.md)."""
+
     questions: QuestionGateSettings = QuestionGateSettings()
     approaches: ApproachGateSettings = ApproachGateSettings()

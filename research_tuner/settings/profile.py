@@ -4,6 +4,7 @@ and `section.key=value` overrides deep-merged over it, validated before anything
 from __future__ import annotations
 
 import copy
+import json
 import re
 from importlib import resources
 from pathlib import Path
@@ -105,11 +106,12 @@ def _read_config_file(config_file: str | Path) -> dict[str, Any]:
     return user
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, mapping by mapping; neither is changed."""
     out = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -142,6 +144,18 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return nested
 
 
+def format_assignments(nested: dict[str, Any], prefix: str = "") -> list[str]:
+    """What parse_assignments reads back as `nested`: `{"training": {"epochs": 1}}` -> `["training.epochs=1"]`
+    (each value as JSON, which is YAML too)."""
+    out: list[str] = []
+    for key, value in nested.items():
+        if isinstance(value, dict) and value:
+            out += format_assignments(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={json.dumps(value)}")
+    return out
+
+
 def load_profile(
     name: str = "demo",
     config_file: str | Path | None = None,
@@ -150,9 +164,9 @@ def load_profile(
     """The named profile, with a user YAML file and then explicit overrides merged over it."""
     data = _read_profile_yaml(name)
     if config_file:
-        data = _deep_merge(data, _read_config_file(config_file))
+        data = deep_merge(data, _read_config_file(config_file))
     if overrides:
-        data = _deep_merge(data, overrides)
+        data = deep_merge(data, overrides)
     data["name"] = name
     try:
         return Profile.model_validate(data)

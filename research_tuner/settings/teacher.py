@@ -35,8 +35,9 @@ class TeacherSettings(Strict):
         default="OPENAI_API_KEY",
         description="Name of the environment variable that holds the API key (never the key itself).",
     )
-    temperature: float = Field(default=0.8, ge=0.0, le=2.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
+    temperature: float = Field(
+        default=0.8, ge=0.0, le=2.0, description="Sampling temperature of questions and approaches.")
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     question_strategy: str = Field(
         description="'list': one request returns a JSON list of questions (capable teachers); "
         "'one_by_one': one short completion per question with a fixed opening (small teachers)."
@@ -45,15 +46,15 @@ class TeacherSettings(Strict):
         description="'whole': one Markdown answer with the 7 headings; "
         "'by_section': one completion per section under a fixed heading (small teachers)."
     )
-    questions_per_request: int = Field(default=25, ge=1, le=200)
-    max_tokens_question: int = Field(default=64, ge=8)
+    questions_per_request: int = Field(default=25, ge=1, le=200, description="Questions one 'list' request asks for.")
+    max_tokens_question: int = Field(default=64, ge=8, description="Completion tokens per question ('one_by_one').")
     max_tokens_approach: int = Field(default=1200, ge=32, description="Per approach ('whole') or per section.")
     max_concurrency: int = Field(default=8, ge=1, description="Requests in flight (openai) or batch size (local).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto", description="Local backend only: the dtype the teacher model runs in."
     )
-    max_retries: int = Field(default=4, ge=0)
-    request_timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, description="Retries of a failed or rate-limited request, with backoff.")
+    request_timeout_s: float = Field(default=120.0, gt=0, description="Seconds one request may take.")
     price_input_per_mtok: float = Field(default=0.40, ge=0, description="USD per million prompt tokens.")
     price_output_per_mtok: float = Field(default=1.60, ge=0, description="USD per million completion tokens.")
     requests_per_minute: float | None = Field(
@@ -74,7 +75,8 @@ class TeacherSettings(Strict):
         default="online", description="'batch': the OpenAI Batch API (files + batches), half price, answers "
         "within the completion window; the batch id is kept in the cache DB, so a restart resumes polling.")
     batch_price_factor: float = Field(default=0.5, gt=0, le=1, description="Batch price as a share of list price.")
-    batch_poll_interval_s: float = Field(default=60.0, gt=0)
+    batch_poll_interval_s: float = Field(
+        default=60.0, gt=0, description="Seconds between polls of a batch (mode batch).")
     batch_completion_window: str = Field(default="24h", pattern=r"^[1-9][0-9]*h$",
                                          description="Hours, as the Batch API takes them (OpenAI: '24h').")
     batch_max_requests: int = Field(default=50_000, ge=1, description="Requests per batch file (OpenAI: 50,000).")

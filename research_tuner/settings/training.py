@@ -23,18 +23,21 @@ class TrainingSettings(Strict):
     """LoRA fine-tuning; defaults are the paper's where it states them."""
 
     base_model: Name = Field(description="Hub id, local path, or the embedded: alias.")
-    lora_r: int = Field(default=16, ge=1)
+    lora_r: int = Field(default=16, ge=1, description="LoRA rank (the paper: 16).")
     lora_alpha: int = Field(default=32, ge=1, description="Not stated in the paper; 2 x r is the common choice.")
-    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: list[Name] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS), min_length=1)
-    learning_rate: float = Field(default=2e-4, gt=0)
-    lr_scheduler: LrScheduler = "cosine"
-    warmup_ratio: float = Field(default=0.03, ge=0, lt=1)
-    per_device_batch_size: int = Field(default=2, ge=1)
-    gradient_accumulation_steps: int = Field(default=4, ge=1)
-    epochs: float = Field(default=2.0, gt=0)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path (the paper: 0.05).")
+    target_modules: list[Name] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS), min_length=1,
+                                       description="Modules that get an adapter (the paper: every projection).")
+    learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate (the paper: 2e-4).")
+    lr_scheduler: LrScheduler = Field(default="cosine", description="Learning-rate schedule (the paper: cosine).")
+    warmup_ratio: float = Field(default=0.03, ge=0, lt=1, description="Share of the steps spent warming up.")
+    per_device_batch_size: int = Field(default=2, ge=1, description="Examples per forward pass on each device.")
+    gradient_accumulation_steps: int = Field(
+        default=4, ge=1,
+        description="Batches per optimizer step; times per_device_batch_size, the effective batch (the paper: 8).")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the train split (the paper: 2).")
     max_length: int = Field(default=2048, ge=32, description="Tokens per example, prompt included.")
-    seed: Seed = 0
+    seed: Seed = Field(default=0, description="Seed of the adapter's initialization and the batch order.")
     gradient_checkpointing: bool | Literal["auto"] = Field(
         default=False,
         description="Recompute activations in the backward pass: less memory, ~30% more compute. Off unless "
@@ -83,8 +86,9 @@ class TrainingSettings(Strict):
         description="Also write merged/: the base model with the adapter merged in (safetensors) and the tokenizer.",
     )
     eval_on_start: bool = Field(default=True, description="Validation loss before the first step (the curve's origin).")
-    save_steps: int = Field(default=200, ge=1)
-    logging_steps: int = Field(default=5, ge=1)
+    save_steps: int = Field(
+        default=200, ge=1, description="Optimizer steps between checkpoints (a killed run resumes from the last).")
+    logging_steps: int = Field(default=5, ge=1, description="Optimizer steps between logged losses.")
     evals_per_epoch: int = Field(
         default=2, ge=1, description="Validation-loss evaluations per epoch, besides one before training starts."
     )

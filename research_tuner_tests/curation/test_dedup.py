@@ -202,7 +202,7 @@ def test_a_cluster_never_straddles_the_split():
 
 def test_dataset_split_asset_reads_its_previous_split_and_checks_leakage(tmp_path):
     lake = ParquetLakeIOManager(root=str(tmp_path))
-    settings = PipelineSettings(profile="demo", overrides={"dedup": {"semantic": False}})
+    settings = PipelineSettings(profile="demo", dedup={"semantic": False})
     questions = [("arts", s, f"How does factor {w} shape outcome {w} in the {s} subdomain studies?")
                  for s in ("painting", "film") for w in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot",
                                                          "golf", "hotel")]

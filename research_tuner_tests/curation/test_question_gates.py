@@ -155,8 +155,8 @@ def test_the_assets_show_per_field_what_each_gate_removed_with_a_preview(tmp_pat
     from research_tuner.questions.assets import deduped_questions, question_clusters
     from research_tuner.resources import PipelineSettings, TeacherResource
 
-    settings = PipelineSettings(profile="demo", overrides={"dedup": {"semantic": False},
-                                                           "gates": {"questions": {"on_topic": False}}})
+    settings = PipelineSettings(profile="demo", dedup={"semantic": False},
+                                gates={"questions": {"on_topic": False}})
     raw = rows([("professional", "law", q) for q in ISSUE_EXAMPLES]
                + [("professional", "law", "How have data protection rules changed court rulings on workplace "
                    "surveillance?"), ("arts", "music", "How does tempo affect how fast shoppers walk in stores?")])

@@ -47,7 +47,7 @@ def judge_setup(server, tmp_path, monkeypatch, **judge):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     overrides = {"teacher": {"base_url": server.base_url, "max_concurrency": 4},
                  "evaluation": {"judge": {"enabled": True, **judge}}}
-    settings = PipelineSettings(profile="paper", overrides=overrides, work_dir=str(tmp_path / "work"))
+    settings = PipelineSettings(profile="paper", **overrides, work_dir=str(tmp_path / "work"))
     resource = TeacherResource()
     teacher = resource.get_judge(settings)
     teacher.inner.backoff_base_s = 0.01
@@ -166,9 +166,9 @@ def materialize_evaluation(server, tmp_path, judge_enabled: bool):
     lake = tmp_path / "lake"
     write_parquet_atomic(generations(FIELD_ROWS), UPath(lake) / "eval_generations" / "arts.parquet")
     resources = {
-        "settings": PipelineSettings(profile="paper", work_dir=str(tmp_path / "work"), overrides={
-            "teacher": {"base_url": server.base_url},
-            "evaluation": {"judge": {"enabled": judge_enabled, "pairwise": False}}}),
+        "settings": PipelineSettings(
+            profile="paper", work_dir=str(tmp_path / "work"), teacher={"base_url": server.base_url},
+            evaluation={"judge": {"enabled": judge_enabled, "pairwise": False}}),
         "teacher": TeacherResource(),
         "io_manager": ParquetLakeIOManager(root=str(lake)),
     }

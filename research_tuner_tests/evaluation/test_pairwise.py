@@ -46,7 +46,7 @@ def judge_for(server, tmp_path, monkeypatch, teacher: dict | None = None, **judg
     overrides = {"teacher": {"base_url": "http://127.0.0.1:9/v1", **(teacher or {})},  # nothing listens there
                  "evaluation": {"judge": {"pairwise": True, "base_url": server.base_url, "api_key_env": "JUDGE_KEY",
                                           "model": "judge-7b", "max_concurrency": 8, **judge}}}
-    settings = PipelineSettings(profile="paper", overrides=overrides, work_dir=str(tmp_path / "work"))
+    settings = PipelineSettings(profile="paper", **overrides, work_dir=str(tmp_path / "work"))
     client = TeacherResource().get_judge(settings)
     client.inner.backoff_base_s = 0.01
     return client, settings.resolve().evaluation.judge

@@ -77,7 +77,7 @@ def tracked(tmp_path_factory, tiny_model_dir):
         def resources(**training):
             overrides = {"training": {"base_model": str(tiny_model_dir), **TRAINING, **training},
                          "tracking": {"backend": "mlflow", "tracking_uri": url, "experiment": EXPERIMENT}}
-            return {"settings": PipelineSettings(profile="demo", overrides=overrides, work_dir=str(tmp / "work")),
+            return {"settings": PipelineSettings(profile="demo", **overrides, work_dir=str(tmp / "work")),
                     "io_manager": ParquetLakeIOManager(root=str(lake))}
 
         first = dg.materialize([*external, lora_adapter], resources=resources(), selection=["lora_adapter"])

@@ -19,7 +19,7 @@ def data_run_config(lake: Path | str, base_url: str, work: Path | str) -> dict:
         "dedup": {"semantic": False},
     }
     return {"resources": {
-        "settings": {"config": {"profile": "paper", "overrides": overrides, "work_dir": str(work)}},
+        "settings": {"config": {"profile": "paper", **overrides, "work_dir": str(work)}},
         "io_manager": {"config": {"root": str(lake)}},
     }}
 

@@ -211,7 +211,7 @@ def test_a_killed_process_fails_the_run_and_the_asset_resumes_from_its_checkpoin
     split = pd.concat([data.assign(split="train"), data.iloc[:4].assign(split="validation")]).assign(field="arts")
     context = dg.build_asset_context()
     export = lora_adapter(context, settings=PipelineSettings(
-        profile="demo", overrides={"training": settings.model_dump(mode="json")}), dataset_split=split)
+        profile="demo", training=settings.model_dump(mode="json")), dataset_split=split)
     metadata = context.get_output_metadata("result")
     resumed_from = metadata["resumed_from_step"]
     assert resumed_from in (2, 4)  # the newest checkpoint when rank 1 died, named in the error

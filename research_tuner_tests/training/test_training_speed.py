@@ -195,10 +195,10 @@ def test_asset_exports_a_merged_model_equal_to_the_adapter_model(tiny_model_dir,
          "split": "validation" if i % 4 == 0 else "train"}
         for i in range(8)
     ]
-    settings = PipelineSettings(profile="demo", overrides={"training": {
+    settings = PipelineSettings(profile="demo", training={
         "base_model": str(tiny_model_dir), "export_merged": True, "precision": "fp32", "learning_rate": 5e-3,
         "max_length": 128, "eval_on_start": False, "per_device_batch_size": 2, "gradient_accumulation_steps": 1,
-        "epochs": 1, "save_steps": 100}})
+        "epochs": 1, "save_steps": 100})
     context = dg.build_asset_context()
     export = lora_adapter(context, settings=settings, dataset_split=pd.DataFrame(rows))
 
