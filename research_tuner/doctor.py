@@ -23,6 +23,7 @@ from upath import UPath
 from research_tuner.doctor_instance import instance_problems
 from research_tuner.lake import arrow_schema, folder_problems, lake_path, partition_file
 from research_tuner.lake_records import CHEAP, RECORDS, Record, all_records, repair_command
+from research_tuner.rounds import ROUND_ASSETS
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def _schema_change(published: list[list[str]], found: list[list[str]]) -> str:
 
 
 def _unrecorded_files(root: str, recorded: set[tuple[str, str | None]]) -> list[tuple[str, str | None, UPath]]:
-    """Parquet partition files no record describes. A folder asset (subfolders or other files beside its Parquet
-    files, like the report's figures) is not a set of partitions and is skipped."""
+    """Parquet partition files no record describes: `<asset>/<field>.parquet`, and for a field x round asset
+    `<asset>/<field>/<round>.parquet`. A folder asset (subfolders or other files beside its Parquet files, like
+    the report's figures) is not a set of partitions and is skipped."""
     base = lake_path(root)
     if not base.exists():
         return []
@@ -72,15 +74,24 @@ def _unrecorded_files(root: str, recorded: set[tuple[str, str | None]]) -> list[
     for asset_dir in sorted(base.iterdir(), key=lambda p: p.name):
         if not asset_dir.is_dir() or asset_dir.name.startswith((".", "_")):
             continue
-        entries = [p for p in asset_dir.iterdir() if not p.name.startswith(".")]
-        if any(p.is_dir() or not p.name.endswith(".parquet") for p in entries):
-            continue
-        for file in sorted(entries, key=lambda p: p.name):
-            stem = file.name.removesuffix(".parquet")
+        if asset_dir.name in ROUND_ASSETS:
+            files = [(f"{field.name}|{file.name.removesuffix('.parquet')}", file)
+                     for field in _visible(asset_dir) if field.is_dir()
+                     for file in _visible(field) if file.name.endswith(".parquet")]
+        else:
+            entries = _visible(asset_dir)
+            if any(p.is_dir() or not p.name.endswith(".parquet") for p in entries):
+                continue
+            files = [(file.name.removesuffix(".parquet"), file) for file in entries]
+        for stem, file in files:
             partition = None if stem == asset_dir.name else stem
             if (asset_dir.name, partition) not in recorded:
                 found.append((asset_dir.name, partition, file))
     return found
+
+
+def _visible(folder: UPath) -> list[UPath]:
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.name)
 
 
 def check_lake(root: str, instance=None) -> tuple[list[Finding], int]:

@@ -1,5 +1,5 @@
 """`research-tuner doctor` on a lake the real data job built: nothing to report in a good lake; a truncated, a
-deleted and a schema-broken partition (and a damaged file with no record) each reported with its repair command;
+deleted and a schema-broken partition (and a damaged file with no record, a generation round's too) each reported with its repair command;
 a folder asset with a file gone or resized; and a partition the Dagster instance materialized that the lake
 lost every trace of."""
 
@@ -63,12 +63,14 @@ def test_truncated_deleted_and_schema_broken_files_are_each_reported_with_a_repa
     legacy = root / "old_asset" / "arts.parquet"  # a file from before records: only its readability is known
     legacy.parent.mkdir()
     legacy.write_bytes(b"not parquet at all")
+    (root / "raw_questions" / "arts" / "7.parquet").write_bytes(b"a round file nothing published")
 
     code, text = doctor(lake)
     assert code == 1
     findings = {f.label: f for f in check_lake(str(lake))[0]}
     assert sorted(findings) == ["approaches [humanities]", "dataset_split [arts]", "old_asset [arts]",
-                                "raw_questions [arts|0]"]
+                                "raw_questions [arts|0]", "raw_questions [arts|7]"]
+    assert findings["raw_questions [arts|7]"].problem.startswith("unreadable (")
     assert findings["raw_questions [arts|0]"].problem.startswith("unreadable (")
     assert findings["approaches [humanities]"].problem.startswith("missing although run ")
     assert findings["dataset_split [arts]"].problem == "schema differs: split gone, side added"
