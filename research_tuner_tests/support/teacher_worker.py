@@ -22,7 +22,7 @@ from research_tuner.lib.shared.ids import question_id
 from research_tuner.lib.teacher.base import Usage
 from research_tuner.lib.teacher.factory import build_teacher
 from research_tuner.settings import load_profile, parse_assignments
-from research_tuner.settings.profile import _deep_merge
+from research_tuner.settings.profile import deep_merge
 
 
 def synthetic_questions(n: int) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="teacher.key=value, as on the CLI")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-worker")
-    overrides = _deep_merge({"teacher": {"base_url": args.base_url}}, parse_assignments(args.set))
+    overrides = deep_merge({"teacher": {"base_url": args.base_url}}, parse_assignments(args.set))
     cfg = load_profile("paper", overrides=overrides).teacher
     teacher = build_teacher(cfg, args.cache)
     if "TEACHER_BACKOFF_S" in os.environ:  # tests shorten the backoff; the benchmark keeps the default

@@ -148,7 +148,7 @@ def test_a_reached_budget_fails_the_step_at_once_without_dagster_retries(server,
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
     settings = PipelineSettings(profile="paper", work_dir=str(tmp_path),
-                                overrides={"teacher": {"base_url": server.base_url, "budget_usd": 0.001}})
+                                teacher={"base_url": server.base_url, "budget_usd": 0.001})
     context = dg.build_asset_context(partition_key="humanities|0")
     with pytest.raises(dg.Failure) as failure:
         raw_questions(context, settings=settings, teacher=TeacherResource(cache_path=str(tmp_path / "c.sqlite")),
