@@ -61,15 +61,17 @@ def test_a_gate_whose_window_end_is_unknown_still_opens_for_a_probe():
 
 
 def test_follows_the_servers_limit_from_its_headers(server, tmp_path, monkeypatch):
-    server.set_rate_limit(RateLimit(requests=8, window_s=0.4))
+    server.set_rate_limit(RateLimit(requests=8, window_s=0.8))
     teacher, _ = teacher_for(server, tmp_path, monkeypatch)  # 16 in flight: twice what a window allows
     usage = Usage()
     results = teacher.complete(requests(64), usage)
     assert all(isinstance(r, TeacherResponse) for r in results)
     assert server.answered == 64 and server.duplicated_successes == 0
-    # Before the first answer the client knows nothing and sends 16 at once: 8 are refused. After
-    # that the headers pace it; a request landing on a window boundary may still be refused now and then.
-    assert 8 <= server.rate_limited <= 14
+    # Before the first answer the client knows nothing and sends 16 at once: 8 are refused. After that the
+    # headers pace it; a request landing on a window boundary may still be refused now and then, more often on a
+    # loaded machine (17 were seen once with 0.4 s windows). A client blind to the headers, 16 in flight, would by
+    # the arithmetic be refused about 8 per window over the 8 windows: some 64. The bound sits between the two.
+    assert 8 <= server.rate_limited <= 28
     assert usage.rate_limited == server.rate_limited
 
 
