@@ -23,6 +23,7 @@ from upath import UPath
 from research_tuner.doctor_instance import instance_problems
 from research_tuner.lake import arrow_schema, folder_problems, lake_path, partition_file
 from research_tuner.lake_records import CHEAP, RECORDS, Record, all_records, repair_command
+from research_tuner.partitions import field_round_key
 from research_tuner.rounds import ROUND_ASSETS
 
 
@@ -75,7 +76,7 @@ def _unrecorded_files(root: str, recorded: set[tuple[str, str | None]]) -> list[
         if not asset_dir.is_dir() or asset_dir.name.startswith((".", "_")):
             continue
         if asset_dir.name in ROUND_ASSETS:
-            files = [(f"{field.name}|{file.name.removesuffix('.parquet')}", file)
+            files = [(str(field_round_key(field.name, file.name.removesuffix(".parquet"))), file)
                      for field in _visible(asset_dir) if field.is_dir()
                      for file in _visible(field) if file.name.endswith(".parquet")]
         else:

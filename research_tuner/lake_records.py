@@ -19,7 +19,7 @@ from typing import Any
 
 from upath import UPath
 
-from research_tuner.settings.profile import format_assignments
+from research_tuner.settings.profile import format_assignments, without_nulls
 
 RECORDS = "_published"
 #: Said after every repair command: why rematerializing is cheap.
@@ -89,18 +89,11 @@ def all_records(root: str) -> list[Record]:
     return [r for asset_dir in sorted(folder.iterdir(), key=lambda p: p.name) for r in asset_records(root, asset_dir.name)]
 
 
-def _prune(config: Any) -> Any:
-    if isinstance(config, dict):
-        pruned = {key: _prune(value) for key, value in config.items()}
-        return {key: value for key, value in pruned.items() if value is not None and value != {}}
-    return config
-
-
 def current_settings_config(config: dict[str, Any]) -> dict[str, Any]:
     """A run's `settings` config as this version takes it, for a repair command: without the null keys and empty
     sections a scaffolded launchpad config is full of (the same settings, short enough to read), and with an
     earlier version's untyped `overrides` mapping turned into `set` assignments (the same settings again)."""
-    config = _prune(dict(config))
+    config = without_nulls(config)
     legacy = config.pop("overrides", None)
     if legacy:
         config["set"] = format_assignments(legacy) + list(config.get("set") or [])

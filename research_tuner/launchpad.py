@@ -18,7 +18,7 @@ import typing
 from typing import Any, Literal, Optional
 
 import dagster as dg
-from pydantic import BaseModel, Field, create_model
+from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from research_tuner.settings import Profile, load_profile
@@ -98,17 +98,3 @@ def section_config(name: str) -> type[dg.Config]:
 def section_description(name: str) -> str:
     doc = (Profile.model_fields[name].annotation.__doc__ or "").strip().rstrip(".")
     return f"The {name} section{': ' + doc if doc else ''}. A key left null keeps the profile's value."
-
-
-def overrides_of(section: BaseModel) -> dict[str, Any]:
-    """The keys a person set in a section (nested sections included), as the settings loader takes them."""
-    out: dict[str, Any] = {}
-    for key in type(section).model_fields:
-        value = getattr(section, key)
-        if isinstance(value, BaseModel):
-            value = overrides_of(value) or None
-        elif isinstance(value, enum.Enum):
-            value = value.value
-        if value is not None:
-            out[key] = value
-    return out

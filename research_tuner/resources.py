@@ -17,9 +17,9 @@ from pydantic import Field, PrivateAttr
 from research_tuner.lib.shared.models import cache_dir
 from research_tuner.lib.teacher.cache import CachedTeacher
 from research_tuner.lib.teacher.factory import build_teacher
-from research_tuner.launchpad import SECTION_NAMES, overrides_of, section_config, section_description
+from research_tuner.launchpad import SECTION_NAMES, section_config, section_description
 from research_tuner.settings import Profile, load_profile, parse_assignments
-from research_tuner.settings.profile import deep_merge
+from research_tuner.settings.profile import deep_merge, without_nulls
 
 TeacherConfig = section_config("teacher")
 GenerationConfig = section_config("generation")
@@ -32,7 +32,7 @@ TrackingConfig = section_config("tracking")
 ReleaseConfig = section_config("release")
 
 
-def _section(config: type, name: str):
+def _section_field(config: type, name: str):
     return Field(default_factory=config, description=section_description(name))
 
 
@@ -44,15 +44,15 @@ class PipelineSettings(dg.ConfigurableResource):
 
     profile: str = Field(default="demo", description="'demo' (offline, embedded model) or 'paper'.")
     config_file: str = Field(default="", description="Optional YAML file deep-merged over the profile.")
-    teacher: TeacherConfig = _section(TeacherConfig, "teacher")
-    generation: GenerationConfig = _section(GenerationConfig, "generation")
-    split: SplitConfig = _section(SplitConfig, "split")
-    dedup: DedupConfig = _section(DedupConfig, "dedup")
-    gates: GatesConfig = _section(GatesConfig, "gates")
-    training: TrainingConfig = _section(TrainingConfig, "training")
-    evaluation: EvaluationConfig = _section(EvaluationConfig, "evaluation")
-    tracking: TrackingConfig = _section(TrackingConfig, "tracking")
-    release: ReleaseConfig = _section(ReleaseConfig, "release")
+    teacher: TeacherConfig = _section_field(TeacherConfig, "teacher")
+    generation: GenerationConfig = _section_field(GenerationConfig, "generation")
+    split: SplitConfig = _section_field(SplitConfig, "split")
+    dedup: DedupConfig = _section_field(DedupConfig, "dedup")
+    gates: GatesConfig = _section_field(GatesConfig, "gates")
+    training: TrainingConfig = _section_field(TrainingConfig, "training")
+    evaluation: EvaluationConfig = _section_field(EvaluationConfig, "evaluation")
+    tracking: TrackingConfig = _section_field(TrackingConfig, "tracking")
+    release: ReleaseConfig = _section_field(ReleaseConfig, "release")
     set: list[str] = Field(
         default_factory=list,
         description="Dotted assignments applied last, as the CLI's --set takes them: [training.epochs=1, "
@@ -66,7 +66,7 @@ class PipelineSettings(dg.ConfigurableResource):
 
     def overrides(self) -> dict[str, Any]:
         """What this run sets over the profile and the file: the typed keys, then the assignments."""
-        typed = {name: values for name in SECTION_NAMES if (values := overrides_of(getattr(self, name)))}
+        typed = without_nulls({name: getattr(self, name).model_dump(mode="json") for name in SECTION_NAMES})
         return deep_merge(typed, parse_assignments(list(self.set)))
 
     def resolve(self) -> Profile:

@@ -144,6 +144,15 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return nested
 
 
+def without_nulls(config: Any) -> Any:
+    """A nested mapping without its null keys and the sections left empty: what was actually set (a launchpad
+    section, a scaffolded run config)."""
+    if isinstance(config, dict):
+        pruned = {key: without_nulls(value) for key, value in config.items()}
+        return {key: value for key, value in pruned.items() if value is not None and value != {}}
+    return config
+
+
 def format_assignments(nested: dict[str, Any], prefix: str = "") -> list[str]:
     """What parse_assignments reads back as `nested`: `{"training": {"epochs": 1}}` -> `["training.epochs=1"]`
     (each value as JSON, which is YAML too)."""
