@@ -145,13 +145,14 @@ def skip_first_visit_dialog(driver) -> None:
 
 
 def click(driver, element, what: str) -> None:
-    """Click once nothing lies over the element: a late first-visit dialog is skipped, a closing one waited out."""
+    """Click once nothing lies over the element: a late first-visit dialog is skipped, a closing one waited out.
+    `element` may be a callable that finds it, for pages that redraw it (a stale element is looked up again)."""
     from selenium.common.exceptions import ElementClickInterceptedException
 
     def clicked() -> bool:
         skip_first_visit_dialog(driver)
         try:
-            element.click()
+            (element() if callable(element) else element).click()
         except ElementClickInterceptedException:
             return False
         return True
@@ -336,9 +337,12 @@ def test_the_launchpad_shows_the_settings_typed(ui, browser):
     dev, *_ = ui
     open_page(browser, f"{dev.url}/locations/{dev.location[0]}/jobs/training_job/playground")
     body = lambda: browser.find_element("tag name", "body").text  # noqa: E731
-    line = wait_for(browser, lambda: [e for e in browser.find_elements("css selector", ".CodeMirror-line")
-                                      if "profile: paper" in e.text], "the run config editor")[0]
-    click(browser, line, "the profile line")
+    profile_line = lambda: next(e for e in browser.find_elements("css selector", ".CodeMirror-line")  # noqa: E731
+                                if "profile: paper" in e.text)
+    wait_for(browser, profile_line, "the run config editor")
+    # the editor redraws its lines as the launchpad fills the config in, so the line is looked up at each try:
+    # a line found once can be stale by the time it is clicked
+    click(browser, profile_line, "the profile line")
     ActionChains(browser).send_keys(Keys.END, Keys.ENTER, "training:", Keys.ENTER, "  epochs: 1").perform()
     wait_for(browser, lambda: "Passes over the train split (the paper: 2). (demo 1.0, paper 2.0" in body(),
              "the training section's keys in the editor's help")
