@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessorList
 
 from research_tuner.lib.shared.chat import ChatPrompt, render_prompt
 from research_tuner.lib.shared.models import hub_token, load_causal_lm, load_tokenizer
+from research_tuner.lib.shared.sampling import PerRequestSampler
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,13 @@ def generate_batched(
     do_sample: bool = False,
     temperature: float = 1.0,
     top_p: float = 1.0,
-    seed: int = 0,
+    seeds: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[GenerationOutput]:
-    """Generate a completion for every prompt; greedy unless `do_sample`."""
+    """Generate a completion for every prompt; greedy unless `do_sample`, which samples each prompt with its own
+    seed (`seeds`, one per prompt: sampling.py), whatever batch it lands in."""
+    if do_sample and (seeds is None or len(seeds) != len(prompts)):
+        raise ValueError("sampling needs one seed per prompt")
     if tokenizer.padding_side != "left":
         tokenizer.padding_side = "left"
     texts = [render_prompt(tokenizer, p) for p in prompts]
@@ -54,21 +59,20 @@ def generate_batched(
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     eos_ids = _eos_ids(model, tokenizer)
     results: list[GenerationOutput | None] = [None] * len(texts)
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {
-        "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     done = 0
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         batch = batch.to(model.device)
-        if do_sample:
-            torch.manual_seed(seed + start)
+        sampler = [PerRequestSampler([seeds[i] for i in idx], temperature, top_p)] if do_sample else []
         out = model.generate(
             **batch,
             max_new_tokens=max_new_tokens,
             eos_token_id=eos_ids,
             pad_token_id=tokenizer.pad_token_id,
-            **sampling,
+            logits_processor=LogitsProcessorList(sampler),
+            **greedy,
         )
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         for row, i in enumerate(idx):

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 
 class LocalTeacher:
-    """Batches prompts that share sampling parameters; one model load per instance."""
+    """Batches prompts that share sampling parameters, each sampled with its own seed; one model load per
+    instance."""
 
     def __init__(self, settings: TeacherSettings):
         self.endpoint = "local"
@@ -54,7 +55,7 @@ class LocalTeacher:
                 do_sample=temperature > 0,
                 temperature=temperature,
                 top_p=top_p,
-                seed=requests[idx[0]].seed,
+                seeds=[requests[i].seed for i in idx],
                 progress=report,
             )
             for i, out in zip(idx, outputs, strict=True):
