@@ -198,3 +198,42 @@ def test_a_grade_is_read_from_json_or_prose_and_never_guessed():
 
     assert read_score('{"score": 7}') == 7 and read_score("Score: 4/10, generic.") == 4
     assert read_score("A fine approach.") is None and read_score('{"score": 42}') is None
+
+
+def test_a_teacher_with_free_rows_asks_for_later_attempts_ahead_and_the_data_stay_the_same(tmp_path, monkeypatch):
+    """A pass carries later attempts' requests where the teacher has free rows (the loopback endpoint is given
+    free rows here, as the local teacher has them); the part rejected in the first pass finds its next attempt in
+    the cache, so no second pass reaches the teacher, and the approach is the one asking pass by pass gives."""
+    refusal = Fault(text="I'm sorry, but I cannot help with that request today.")  # the Hypothesis, first try
+    results = {}
+    for free in (0, 16):
+        with FakeOpenAIServer() as server:
+            teacher, cfg = teacher_for(server, tmp_path / str(free), monkeypatch, approach_strategy="by_section",
+                                       max_tokens_approach=80)
+            teacher.inner.free_rows = lambda n, free=free: max(0, free - n)
+            server.inject(refusal)
+            calls = []
+            complete = teacher.inner.complete
+            teacher.inner.complete = lambda requests, *a, **k: calls.append(len(requests)) or complete(requests, *a,
+                                                                                                      **k)
+            valid, failed = generate_approaches(teacher, questions(1), cfg, Usage(), gates=TEXT_GATES)
+            assert len(valid) == 1 and failed.empty
+            results[free] = (valid, calls, server.answered)
+    (plain, plain_calls, plain_answered), (ahead, ahead_calls, ahead_answered) = results[0], results[16]
+    assert plain_calls == [len(SECTIONS), 1] and plain_answered == len(SECTIONS) + 1
+    # the 7 sections, then 9 spares (attempt 1 of each section, attempt 2 of two) fill 16 rows; the retry is a hit
+    assert ahead_calls == [16] and ahead_answered == 16
+    pd.testing.assert_frame_equal(plain, ahead)
+
+
+def test_requests_asked_ahead_ride_only_with_a_call_that_sends_something(server, tmp_path, monkeypatch):
+    teacher, _ = teacher_for(server, tmp_path, monkeypatch)
+    teacher.inner.free_rows = lambda n: max(0, 4 - n)
+    one, two, three = (TeacherRequest(({"role": "user", "content": f"Say {w}."},), 5, 0.0, 1.0, 1)
+                       for w in ("one", "two", "three"))
+    teacher.complete([one], Usage(), ahead=[two, one])  # `one` is asked now, not ahead
+    assert server.answered == 2
+    (answer,) = teacher.complete([two], Usage(), ahead=[three])  # the cache answers: nothing is sent
+    assert answer.cached and server.answered == 2
+    teacher.complete([three], Usage())
+    assert server.answered == 3

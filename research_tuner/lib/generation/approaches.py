@@ -5,7 +5,9 @@ part whose response is rejected is asked again with a new seed, a bounded number
 (`teacher.max_retries`). Once a question has all its parts, the approach is assembled and put through the content
 gates (gates.py), and optionally the teacher's grade (grade.py); a rejected approach has the parts at fault asked
 again, like a malformed one. An approach that is still incomplete or rejected after the retries is returned as a
-failure row with its reason, never as a valid one.
+failure row with its reason, never as a valid one. A teacher with free rows (the local one: a small batch costs
+about what one row does) also gets the later attempts of a small pass's parts, which its cache keeps for the
+pass that needs them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from research_tuner.lib.shared.schema import RowSchema
 from research_tuner.lib.shared.sections import SECTIONS, split_sections
 from research_tuner.lib.shared.similarity.embeddings import DEFAULT_EMBEDDING_MODEL
 from research_tuner.lib.teacher.base import Teacher, Usage
+from research_tuner.lib.teacher.cache import CachedTeacher
 
 if TYPE_CHECKING:
     from research_tuner.settings import DedupSettings, TeacherSettings
@@ -64,6 +67,15 @@ def check_approaches(
     return results
 
 
+def _later_attempts(strategy: ApproachStrategy, records: list[dict], jobs: list[tuple[int, Part]],
+                    cfg: TeacherSettings, attempt: int) -> list:
+    """The requests of this pass's parts at every later attempt, the next attempt of each first: what a teacher
+    with free rows may answer ahead (CachedTeacher.complete's `ahead`), so that a part rejected now finds its next
+    attempt in the cache instead of costing a pass of its own. Each answer is still its own request's."""
+    return [strategy.request(records[row], part, cfg, later)
+            for later in range(attempt + 1, cfg.max_retries + 1) for row, part in jobs]
+
+
 def generate_approaches(
     teacher: Teacher, questions: pd.DataFrame, cfg: TeacherSettings, usage: Usage, progress=None,
     gates: ApproachGateSettings | None = None, dedup: DedupSettings | None = None,
@@ -90,7 +102,11 @@ def generate_approaches(
         if attempt:
             usage.retries += len(jobs)
         requests = [strategy.request(records[row], part, cfg, attempt) for row, part in jobs]
-        responses = teacher.complete(requests, usage, progress)
+        if isinstance(teacher, CachedTeacher):
+            ahead = _later_attempts(strategy, records, jobs, cfg, attempt)
+            responses = teacher.complete(requests, usage, progress, ahead=ahead)
+        else:
+            responses = teacher.complete(requests, usage, progress)
         for (row, part), response in zip(jobs, responses, strict=True):
             text, error = strategy.accept(part, response)
             if text is not None:

@@ -119,8 +119,13 @@ class CachedTeacher:
         self.model = inner.model
 
     def complete(
-        self, requests: Sequence[TeacherRequest], usage: Usage, progress: Progress | None = None
+        self, requests: Sequence[TeacherRequest], usage: Usage, progress: Progress | None = None,
+        ahead: Sequence[TeacherRequest] = (),
     ) -> list[TeacherResponse | TeacherFailure]:
+        """One result per request. `ahead`: requests a later call may make (a retry's next attempts); when some of
+        `requests` must be sent, as many of them as the inner teacher has free rows for (`free_rows`: the local
+        teacher's small batches) ride along, and the cache keeps their answers for the call that needs them. A
+        call the cache answers whole sends nothing, and a paid endpoint has no free rows."""
         keys = [r.cache_key(self.endpoint, self.model) for r in requests]
         hits = self.cache.get_many(keys)
         results: list[TeacherResponse | TeacherFailure | None] = [hits.get(k) for k in keys]
@@ -128,18 +133,32 @@ class CachedTeacher:
             usage.record(hit)
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
+            extra, extra_keys = self._ahead(ahead, len(missing), set(keys))
+            send_keys = [keys[i] for i in missing] + extra_keys
 
             def store(j: int, response: TeacherResponse) -> None:
-                self.cache.put(keys[missing[j]], response)
+                self.cache.put(send_keys[j], response)
 
             def report(done: int, _total: int) -> None:
                 if progress:
-                    progress(len(requests) - len(missing) + done, len(requests))
+                    progress(len(requests) - len(missing) + min(done, len(missing)), len(requests))
 
-            fresh = self.inner.complete([requests[i] for i in missing], usage, report, on_response=store)
-            for i, response in zip(missing, fresh, strict=True):
+            fresh = self.inner.complete([requests[i] for i in missing] + extra, usage, report, on_response=store)
+            for i, response in zip(missing, fresh[:len(missing)], strict=True):
                 results[i] = response
         return results  # type: ignore[return-value]
+
+    def _ahead(self, ahead: Sequence[TeacherRequest], sending: int, asked: set[str]
+               ) -> tuple[list[TeacherRequest], list[str]]:
+        """The first requests of `ahead` not cached nor asked now, as many as free rows beside `sending`."""
+        free_rows = getattr(self.inner, "free_rows", None)
+        room = free_rows(sending) if free_rows and ahead else 0
+        if not room:
+            return [], []
+        keys = [r.cache_key(self.endpoint, self.model) for r in ahead]
+        cached = self.cache.get_many(keys)
+        chosen = [i for i, k in enumerate(keys) if k not in cached and k not in asked][:room]
+        return [ahead[i] for i in chosen], [keys[i] for i in chosen]
 
     def close(self) -> None:
         self.inner.close()

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from research_tuner.settings import TeacherSettings
 
 
+#: Rows a batch can hold at about the cost of one: decoding a small batch on a CPU is bound by the per-step
+#: overhead, not the arithmetic (per step, 16 rows take about 1.6x one row's time here: benchmarks/results/sampling.json).
+FREE_BATCH_ROWS = 16
+
+
 class LocalTeacher:
     """Batches prompts that share sampling parameters, each sampled with its own seed; one model load per
     instance."""
@@ -66,6 +71,10 @@ class LocalTeacher:
                     on_response(i, response)
             done_before += len(idx)
         return results  # type: ignore[return-value]
+
+    def free_rows(self, requests: int) -> int:
+        """How many more requests a call of `requests` can carry at about no extra time."""
+        return max(0, min(self.batch_size, FREE_BATCH_ROWS) - requests)
 
     def close(self) -> None:
         self._lm = None
