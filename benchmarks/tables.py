@@ -25,10 +25,12 @@ COMMANDS = {
     "teacher": "python benchmarks/bench_teacher.py",
     "eval_generation": "python benchmarks/bench_eval_generation.py",
     "step_profile": "python benchmarks/bench_step_profile.py",
+    "sampling": "python benchmarks/bench_sampling.py",
 }
 #: A key only the current version of each benchmark writes.
 CURRENT = {"training": "ways", "dedup": "lexical", "semantic_rule": "pairs_kept_by_rule",
-           "teacher": "careful_plain_client", "eval_generation": "plain_batched", "step_profile": "variants"}
+           "teacher": "careful_plain_client", "eval_generation": "plain_batched", "step_profile": "variants",
+           "sampling": "per_request_seconds_by_rows"}
 
 
 def load(name: str) -> dict | None:
@@ -193,6 +195,27 @@ def eval_generation() -> str:
               f"batches of {r['batch_size']}, {r['max_new_tokens']} new tokens.\n")
 
 
+def sampling() -> str:
+    r = load("sampling")
+    if r is None:
+        return pending("sampling")
+    sizes = list(r["seconds"])
+    unchanged = next(v for k, v in r.items() if k.startswith("answers_unchanged_from"))
+    labels = {"global_sampler": "transformers' sampling (one global generator)",
+              "per_request": "the project: a generator per request"}
+    rows = [[label, *(fmt(r["seconds"][n][way], 2, " s") for n in sizes), unchanged[way]]
+            for way, label in labels.items()]
+    rows.append(["speedup", *(f"{r['speedup'][n]}x" for n in sizes), ""])
+    float32 = next(v for k, v in r.items() if k.startswith("float32_per_request"))
+    by_rows = ", ".join(f"{n} row(s) {fmt(t, 2, ' s')}" for n, t in r["per_request_seconds_by_rows"].items())
+    header = ["way", *(n.replace("_", " ") for n in sizes), f"answers unchanged, {sizes[0].split('_')[0]} -> "
+              f"{sizes[-1].split('_')[0]} per batch"]
+    return (table(header, rows)
+            + f"\n{r['model']} in {r['precision']}, {r['max_new_tokens']} new tokens, temperature "
+              f"{r['temperature']}, top_p {r['top_p']}. The per-request sampler by batch size: {by_rows}. In "
+              f"float32 its answers unchanged from one batch size to another: {float32}.\n")
+
+
 def step_profile() -> str:
     r = load("step_profile")
     if r is None:
@@ -251,13 +274,20 @@ def summary() -> str:
         rows.append(["evaluation generation tokens/s", f"{g['speedup_vs_one_at_a_time']}x one at a time",
                      f"{g['speedup_vs_plain_batched']}x plain batched generate",
                      "outputs identical to one at a time", g["project"]["identical_greedy_outputs"]])
+    sm = load("sampling")
+    if sm:
+        n = next(iter(sm["speedup"]))
+        rows.append([f"local teacher sampling, {n.replace('_', ' ')} per batch", f"{sm['speedup'][n]}x transformers' "
+                     "sampling", "the same baseline: transformers has no other sampler",
+                     "faster", _met(sm["speedup"][n] > 1)])
     if not rows:
         return "*Pending the quiet-machine run: `bash scripts/bench.sh --with-1m`.*\n"
     return table(["", "against the naive baseline", "against the strong baseline", "target", "result"], rows)
 
 
 SECTIONS = {"training": training, "dedup": dedup, "semantic": semantic, "teacher": teacher,
-            "eval_generation": eval_generation, "step_profile": step_profile, "summary": summary}
+            "eval_generation": eval_generation, "step_profile": step_profile, "sampling": sampling,
+            "summary": summary}
 
 
 README = Path(__file__).resolve().parent / "README.md"

@@ -11,6 +11,7 @@ bash scripts/setup.sh
 export RESEARCH_TUNER_CACHE=${RESEARCH_TUNER_CACHE:-$PWD/.cache}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}   # the benchmarks reuse the tests' loopback server (research_tuner_tests/support)
 python benchmarks/bench_eval_generation.py
+python benchmarks/bench_sampling.py
 python benchmarks/bench_teacher.py
 python benchmarks/bench_dedup.py "$@"
 python benchmarks/bench_semantic_rule.py

@@ -48,8 +48,8 @@ def generate_batched(
     seeds: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[GenerationOutput]:
-    """Generate a completion for every prompt; greedy unless `do_sample`, which samples each prompt with its own
-    seed (`seeds`, one per prompt: sampling.py), whatever batch it lands in."""
+    """Generate a completion for every prompt; greedy unless `do_sample`, which samples each prompt from its own
+    seed (`seeds`, one per prompt: sampling.py) rather than from one stream per batch."""
     if do_sample and (seeds is None or len(seeds) != len(prompts)):
         raise ValueError("sampling needs one seed per prompt")
     if tokenizer.padding_side != "left":
@@ -59,6 +59,7 @@ def generate_batched(
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     eos_ids = _eos_ids(model, tokenizer)
     results: list[GenerationOutput | None] = [None] * len(texts)
+    # sampling too decodes greedily: the sampler leaves each row one finite score, its drawn token
     greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     done = 0
     for start in range(0, len(order), batch_size):

@@ -5,8 +5,8 @@ the prompts it happens to share a batch with.
 vocabulary (a sort and an exponential per vocabulary entry and step). Then the answer to a request depends on its
 batch-mates and on where it sits in its batch. This sampler gives each row its own `torch.Generator`, seeded from
 the request, and draws one uniform number per row and step, among the `TOP_K` likeliest tokens only (what
-transformers' sampling keeps by default). It costs much less than the global sampler: 1.94x the speed of a batch
-of 64 of the demo's section prompts, 1.12x at 4 (benchmarks/results/sampling.json).
+transformers' sampling keeps by default). It costs much less than the global sampler: a batch of 64 of the demo's
+section prompts runs 1.76x as fast, a batch of 4 1.37x (benchmarks/results/sampling.json).
 
 In float32 a request's answer is then the same in any batch (16 of 16 prompts, batches of 16 against 4; and
 test_sampling.py). In bfloat16, padding a prompt into another batch changes the rounding of its logits enough to

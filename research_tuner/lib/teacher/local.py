@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from research_tuner.settings import TeacherSettings
 
 
-#: Rows a batch can hold at about the cost of one: decoding a small batch on a CPU is bound by the per-step
-#: overhead, not the arithmetic (per step, 16 rows take about 1.6x one row's time here: benchmarks/results/sampling.json).
+#: Rows a batch can hold for little more than one costs: decoding a small batch on a CPU is bound by the per-step
+#: overhead, not the arithmetic (16 rows take 1.86x one row's time here, 4 no longer: benchmarks/results/sampling.json).
 FREE_BATCH_ROWS = 16
 
 
