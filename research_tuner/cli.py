@@ -170,12 +170,24 @@ def run_pipeline(args) -> int:
         try:
             for field in fields:
                 launch("round_job", str(field_round_key(field, args.round)))
-            for field in fields:
-                launch("data_job", field)
+            ranged = _contiguous(fields)  # a partition range covers them: the torch-heavy stages run once for all
+            if ranged:
+                # question_clusters reads every field's rounds, all written by now: one clustering serves them all
+                for i, field in enumerate(fields):
+                    launch("data_job", field, ["question_clusters", "deduped_questions"] if i == 0
+                           else ["deduped_questions"])
+                # the approaches of every field in one run (its single-run backfill policy): the teacher loads
+                # once, all fields' requests share its batches and all fields' retries share their passes
+                launch("data_job", fields[0], ["approaches"], through=fields[-1])
+                for field in fields:
+                    launch("data_job", field, ["dataset_split"])
+            else:
+                for field in fields:
+                    launch("data_job", field)
             launch("training_job")
             # the answers of every field in one run (eval_generations' single-run backfill policy): the model
             # loads once and all fields' prompts share its batches; then each field's judging and scores
-            if _contiguous(fields):
+            if ranged:
                 launch("evaluation_job", fields[0], ["eval_generations"], through=fields[-1])
                 for field in fields:
                     launch("evaluation_job", field, ["eval_judgements", "eval_preferences", "eval_scores"])

@@ -35,6 +35,9 @@ GROUP = "approaches"
     partitions_def=field_partitions,
     retry_policy=TEACHER_RETRY,
     pool=TEACHER_POOL,
+    # a backfill of many fields is one run: every field's requests share the teacher's batches, and a rejected
+    # section of one field rides in the same retry pass as the others' (the local teacher loads once)
+    backfill_policy=dg.BackfillPolicy.single_run(),
     description="A research approach per kept question: Markdown with the paper's 7 sections, each with substance "
     "(no boilerplate, injection, thin or copied section) and on the question's topic; a rejected approach is asked "
     "again with a new seed, then recorded as a failure with its reason.",
@@ -62,9 +65,13 @@ def approaches(
             gates=profile.gates.approaches, dedup=profile.dedup, rejections=rejections,
         )
     incomplete = valid[[bool(missing_sections(a)) for a in valid["approach"]]]
+    fields = sorted(context.partition_keys)
+    rows_per_field = {field: int((valid["field"] == field).sum()) for field in fields}
+    empty_fields = [field for field, rows in rows_per_field.items() if not rows]
     output = dg.Output(valid, metadata={
         "num_rows": len(valid),
         "num_failed": len(failed),
+        **({"rows_per_field": dg.MetadataValue.json(rows_per_field)} if len(fields) > 1 else {}),
         "mean_approach_words": float(valid["approach"].str.split().str.len().mean()) if len(valid) else 0.0,
         "preview": preview(valid, ["subdomain", "question", "approach"], rows=4, width=400),
         **({"failures": preview(failed, ["subdomain", "question", "error"], rows=8, width=200)} if len(failed) else {}),
@@ -77,8 +84,9 @@ def approaches(
     yield from publish_if_checks_pass(context, output, [
         dg.AssetCheckResult(
             check_name="every_approach_has_7_sections",
-            passed=bool(len(valid)) and incomplete.empty,
-            metadata={"rows": len(valid), "rows_missing_sections": len(incomplete)},
+            passed=not empty_fields and incomplete.empty,  # a field with no approach has nothing to train on
+            metadata={"rows": len(valid), "rows_missing_sections": len(incomplete),
+                      "fields_without_approaches": ", ".join(empty_fields) or "none"},
         ),
         dg.AssetCheckResult(
             check_name="no_failed_approaches",
