@@ -26,11 +26,12 @@ COMMANDS = {
     "eval_generation": "python benchmarks/bench_eval_generation.py",
     "step_profile": "python benchmarks/bench_step_profile.py",
     "sampling": "python benchmarks/bench_sampling.py",
+    "demo": "python benchmarks/bench_demo.py --baseline <commit>",
 }
 #: A key only the current version of each benchmark writes.
 CURRENT = {"training": "ways", "dedup": "lexical", "semantic_rule": "pairs_kept_by_rule",
            "teacher": "careful_plain_client", "eval_generation": "plain_batched", "step_profile": "variants",
-           "sampling": "per_request_seconds_by_rows"}
+           "sampling": "per_request_seconds_by_rows", "demo": "speedup_whole_graph"}
 
 
 def load(name: str) -> dict | None:
@@ -216,6 +217,22 @@ def sampling() -> str:
               f"float32 its answers unchanged from one batch size to another: {float32}.\n")
 
 
+def demo() -> str:
+    r = load("demo")
+    if r is None:
+        return pending("demo")
+    base, cur = r["baseline"], r["current"]
+    steps = sorted(set(base["steps_s"]) | set(cur["steps_s"]), key=lambda k: -base["steps_s"].get(k, 0))[:5]
+    rows = [["whole graph", f"{base['whole_graph_s']} s", f"{cur['whole_graph_s']} s", f"{r['speedup_whole_graph']}x"]]
+    rows += [[f"step `{k}` (summed over runs)", fmt(base["steps_s"].get(k), 1, " s"), fmt(cur["steps_s"].get(k), 1, " s"),
+              f"{base['steps_s'][k] / cur['steps_s'][k]:.2f}x" if cur["steps_s"].get(k) else ""] for k in steps]
+    rows += [[f"data: {k.replace('_', ' ')}", str(base["data"][k]), str(cur["data"][k]), ""]
+             for k in base.get("data", {}) if k in cur.get("data", {})]
+    return (table(["", f"baseline {base['commit']}", f"current {cur['commit']}", "baseline / current"], rows)
+            + f"\nFields: {r['fields']}. Same evaluation table on both sides: {'yes' if r['same_table'] else 'no'} "
+              "(the sides' teachers sample differently when their code does).\n")
+
+
 def step_profile() -> str:
     r = load("step_profile")
     if r is None:
@@ -287,7 +304,7 @@ def summary() -> str:
 
 SECTIONS = {"training": training, "dedup": dedup, "semantic": semantic, "teacher": teacher,
             "eval_generation": eval_generation, "step_profile": step_profile, "sampling": sampling,
-            "summary": summary}
+            "demo": demo, "summary": summary}
 
 
 README = Path(__file__).resolve().parent / "README.md"
