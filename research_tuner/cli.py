@@ -133,11 +133,12 @@ def run_pipeline(args) -> int:
 
     from research_tuner.definitions import defs
     from research_tuner.interrupts import StopSignals
-    from research_tuner.partitions import field_round_key
+    from research_tuner.partitions import FIELDS, field_round_key
     from research_tuner.rounds import lake_rounds, register_rounds
 
     hf_logging.disable_progress_bar()  # per-tensor loading bars drown the run log
     run_config = _run_config(args, lake)
+    fields = sorted(fields, key=FIELDS.index)  # in partition order, so a range covers them when they are adjacent
     instance = _instance()
     # every round the lake holds, and this one: question_clusters reads them all, so none drops out of the data
     register_rounds(instance, sorted({*lake_rounds(lake), args.round}, key=int))

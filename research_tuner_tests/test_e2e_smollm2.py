@@ -32,6 +32,9 @@ def test_demo_profile_end_to_end(tmp_path, monkeypatch):
             "--set", "training.max_length=384",
         ])
     assert code == 0, out.getvalue()
+    # adjacent fields: their approaches and their answers are each one run over both (single-run backfills)
+    assert "data_job [humanities..life_sciences] (approaches) done" in out.getvalue()
+    assert "evaluation_job [humanities..life_sciences] (eval_generations) done" in out.getvalue()
     for asset in PARTITIONED:
         for field in FIELDS:
             per_round = asset in ("subdomains", "raw_questions")  # round 0, the CLI's default
